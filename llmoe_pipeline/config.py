@@ -1,0 +1,120 @@
+"""Typed configuration with the paper's protocol as defaults (Liu & Lo, arXiv 2501.09636).
+
+Pure pydantic (no Dagster): the Dagster resources, the CLI and the tests all build a `PipelineConfig`,
+from defaults, from a YAML file, or from both. `config_hash()` identifies an experiment in MLflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal, Optional
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from llmoe_pipeline.paths import default_data_dir
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    data_dir: str = Field(default_factory=lambda: str(default_data_dir()))
+    # File names are relative to data_dir (or absolute). Several files are concatenated.
+    price_files: list[str] = ["prices.csv", "prices_extra.csv"]
+    headline_files: list[str] = ["headlines.csv", "headlines_extra.csv"]
+    tickers: list[str] = ["AAPL", "MSFT"]
+
+    def paths(self, names: list[str]) -> list[Path]:
+        base = Path(self.data_dir)
+        return [p if (p := Path(n)).is_absolute() else base / p for n in names]
+
+
+class SplitConfig(_Section):
+    """The paper's split; validation is the last `validation_fraction` of the training dates."""
+
+    train_start: dt.date = dt.date(2006, 12, 7)
+    train_end: dt.date = dt.date(2014, 12, 2)
+    test_start: dt.date = dt.date(2014, 12, 3)
+    # None: open-ended, so that days appended by a nightly refresh become test days.
+    test_end: Optional[dt.date] = dt.date(2016, 11, 29)
+    validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> "SplitConfig":
+        if self.train_end < self.train_start:
+            raise ValueError(f"split: train_end {self.train_end} is before train_start {self.train_start}")
+        if self.test_start <= self.train_end:
+            raise ValueError(f"split: test_start {self.test_start} must come after train_end {self.train_end}")
+        if self.test_end is not None and self.test_end < self.test_start:
+            raise ValueError(f"split: test_end {self.test_end} is before test_start {self.test_start}")
+        return self
+
+
+class RouterProtocolConfig(_Section):
+    """Protocol parts of routing (the model and backend are the router resource's config)."""
+
+    # Threshold on p_optimistic = this quantile of the *training* windows' p_optimistic (0.5: median),
+    # because tiny models are biased towards one label. Test windows never influence it.
+    threshold_quantile: float = Field(0.5, gt=0.0, lt=1.0)
+    # Splits whose windows also get a generated one-sentence explanation (generation is ~2x slower
+    # than scoring on CPU, so by default only the test period is explained).
+    explain_splits: list[Literal["train", "validation", "test", "none"]] = ["test"]
+
+
+class ExpertConfig(_Section):
+    """LLMoE experts: grid search on the validation tail, then one model per seed."""
+
+    hidden_sizes_grid: list[tuple[int, int, int]] = [(64, 32, 16), (128, 64, 32)]
+    dropout_grid: list[float] = [0.1, 0.3]
+    learning_rate_grid: list[float] = [1e-3, 3e-3]
+    max_epochs: int = 200
+    patience: int = 20
+    batch_size: int = 64
+
+
+class BaselineConfig(_Section):
+    """Baselines: random search on the validation tail (n_trials each), then one model per seed."""
+
+    n_trials: int = 6
+    search_seed: int = 0
+    max_epochs: int = 200
+    patience: int = 20
+    batch_size: int = 64
+
+
+class BacktestConfig(_Section):
+    cost_bps: float = Field(0.0, ge=0.0)  # the paper trades without costs
+    extra_cost_bps: list[float] = [10.0]  # also reported
+    periods_per_year: int = 252
+    risk_free: float = 0.0  # per period
+
+
+class PipelineConfig(_Section):
+    data: DataConfig = DataConfig()
+    split: SplitConfig = SplitConfig()
+    router: RouterProtocolConfig = RouterProtocolConfig()
+    experts: ExpertConfig = ExpertConfig()
+    baselines: BaselineConfig = BaselineConfig()
+    backtest: BacktestConfig = BacktestConfig()
+    seeds: list[int] = list(range(10))
+    window: int = Field(5, ge=1)
+
+    def config_hash(self) -> str:
+        """Hash of everything that changes results (the data *location* is excluded, file hashes are logged)."""
+        payload = self.model_dump(mode="json", exclude={"data": {"data_dir"}})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
+
+    @classmethod
+    def from_yaml(cls, path: str | Path, **overrides) -> "PipelineConfig":
+        text = Path(path).read_text(encoding="utf-8")
+        raw = yaml.safe_load(text) or {}
+        if not isinstance(raw, dict):
+            raise ValueError(f"{path}: the config file must be a YAML mapping")
+        raw.pop("router_resource", None)
+        raw.pop("mlflow", None)
+        return cls.model_validate({**raw, **overrides})

