@@ -115,6 +115,21 @@ class PipelineConfig(_Section):
         raw = yaml.safe_load(text) or {}
         if not isinstance(raw, dict):
             raise ValueError(f"{path}: the config file must be a YAML mapping")
-        raw.pop("router_resource", None)
-        raw.pop("mlflow", None)
+        for section in RESOURCE_SECTIONS:  # read by the Dagster resources, not part of the protocol
+            raw.pop(section, None)
         return cls.model_validate({**raw, **overrides})
+
+
+# Sections of the YAML config file that configure external systems rather than the protocol.
+RESOURCE_SECTIONS = ("router_backend", "mlflow", "schedule")
+
+
+def load_yaml_section(path: str | Path | None, section: str) -> dict:
+    """One resource section of the YAML config file ({} when there is no file or no section)."""
+    if not path:
+        return {}
+    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+    value = raw.get(section) or {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{path}: section '{section}' must be a mapping")
+    return value
