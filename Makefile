@@ -8,6 +8,9 @@ export LLMOE_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
 # Extra pip arguments, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" on a machine
 # that does not have the torch 2.13.0+cpu wheel locally.
 PIP_ARGS ?=
+# No usage telemetry from MLflow or Dagster runs started by make.
+export MLFLOW_DISABLE_TELEMETRY ?= true
+export DO_NOT_TRACK ?= 1
 
 .PHONY: install run test ui report bench clean
 

@@ -1,0 +1,113 @@
+"""The LLMoE experts: one feed-forward network per router regime (Liu & Lo, arXiv 2501.09636).
+
+Each expert sees only the days the LLM router labelled with its regime: it trains on that regime's
+training rows and early-stops / is selected on that regime's validation rows. At prediction time each
+day goes to the expert of its router label.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+from llmoe_pipeline.config import ExpertConfig
+from llmoe_pipeline.models.common import FittedModel, fit_network_model, input_columns, split_mask
+from llmoe_pipeline.models.nets import FeedForwardNet
+from llmoe_pipeline.models.search import SearchResult, grid, run_search
+
+REGIMES = ("Optimistic", "Pessimistic")
+
+
+def router_labels_for(features: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
+    """The router label of every feature row (index = features.index; NaN where the router gave none).
+
+    `labels`: columns ticker, date, label ∈ REGIMES, at most one row per (ticker, date).
+    """
+    missing = {"ticker", "date", "label"} - set(labels.columns)
+    if missing:
+        raise ValueError(f"router labels lack columns {sorted(missing)}")
+    bad = sorted(set(labels["label"].dropna()) - set(REGIMES))
+    if bad:
+        raise ValueError(f"router labels must be one of {REGIMES}, got {bad[:5]}")
+    if labels.duplicated(["ticker", "date"]).any():
+        raise ValueError("router labels have more than one label for some (ticker, date)")
+    keys = pd.MultiIndex.from_frame(features[["ticker", "date"]])
+    by_key = labels.assign(date=pd.to_datetime(labels["date"])).set_index(["ticker", "date"])["label"]
+    return pd.Series(by_key.reindex(keys).to_numpy(), index=features.index, name="label")
+
+
+def _regime_masks(features: pd.DataFrame, labels: pd.DataFrame, regime: str) -> tuple[np.ndarray, np.ndarray]:
+    if regime not in REGIMES:
+        raise ValueError(f"unknown regime {regime!r} (expected one of {REGIMES})")
+    routed = router_labels_for(features, labels)
+    used = split_mask(features, "train") | split_mask(features, "validation")
+    unlabelled = used & routed.isna().to_numpy()
+    if unlabelled.any():
+        raise ValueError(f"{int(unlabelled.sum())} training/validation rows have no router label")
+    in_regime = (routed == regime).to_numpy()
+    return split_mask(features, "train") & in_regime, split_mask(features, "validation") & in_regime
+
+
+def expert_name(regime: str) -> str:
+    return f"llmoe_expert_{regime.lower()}"
+
+
+def train_expert(features: pd.DataFrame, labels: pd.DataFrame, regime: str, params: dict, seed: int) -> FittedModel:
+    """Train the `regime` expert. params: hidden_sizes [h1, h2, h3], dropout, learning_rate,
+    max_epochs, patience, batch_size. The model's train_rows / validation_rows record the rows used."""
+    train_mask, validation_mask = _regime_masks(features, labels, regime)
+    return fit_network_model(
+        expert_name(regime),
+        lambda n_inputs: FeedForwardNet(n_inputs, params["hidden_sizes"], params["dropout"]),
+        features, train_mask, validation_mask, params, seed)
+
+
+def expert_param_grid(cfg: ExpertConfig) -> list[dict]:
+    """hidden sizes × dropout × learning rate, each with the fixed training settings (JSON-native values)."""
+    space = {"hidden_sizes": [list(h) for h in cfg.hidden_sizes_grid], "dropout": list(cfg.dropout_grid),
+             "learning_rate": list(cfg.learning_rate_grid)}
+    fixed = {"max_epochs": cfg.max_epochs, "patience": cfg.patience, "batch_size": cfg.batch_size}
+    return [{**combo, **fixed} for combo in grid(space)]
+
+
+def grid_search_experts(features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int) -> SearchResult:
+    """Grid search per regime, each config trained with `seed` and scored on that regime's validation rows
+    (validation accuracy, ties by log loss; see `search`). Returns best_params = {regime: params} and the
+    table of all trials with a `regime` column."""
+    best, tables = {}, []
+    for regime in REGIMES:
+        result = run_search(expert_param_grid(cfg),
+                            lambda params: train_expert(features, labels, regime, params, seed), features)
+        best[regime] = result.best_params
+        tables.append(result.table.assign(regime=regime))
+    table = pd.concat(tables, ignore_index=True)
+    return SearchResult(best, table[["regime"] + [c for c in table.columns if c != "regime"]])
+
+
+def llmoe_predict(experts_by_regime: dict[str, FittedModel], features_rows: pd.DataFrame,
+                  labels_rows: pd.DataFrame | Sequence[str]) -> np.ndarray:
+    """P(up) for every row of `features_rows`, each from the expert of its router label.
+
+    labels_rows: a router-label table (ticker, date, label), matched on (ticker, date), or one label per
+    row in row order. Every row needs a label, and every label used needs an expert.
+    """
+    if isinstance(labels_rows, pd.DataFrame):
+        routed = router_labels_for(features_rows, labels_rows).to_numpy()
+    else:
+        routed = np.asarray(labels_rows, dtype=object)
+        if len(routed) != len(features_rows):
+            raise ValueError(f"{len(routed)} labels for {len(features_rows)} rows")
+    if pd.isna(routed).any():
+        raise ValueError(f"{int(pd.isna(routed).sum())} rows to predict have no router label")
+    unknown = sorted(set(routed) - set(experts_by_regime))
+    if unknown:
+        raise ValueError(f"rows routed to {unknown}, which have no expert (experts: {sorted(experts_by_regime)})")
+    x = features_rows[input_columns(features_rows)].to_numpy()
+    probs = np.empty(len(x), dtype=np.float64)
+    for regime, expert in experts_by_regime.items():
+        rows = routed == regime
+        if rows.any():
+            probs[rows] = expert.predict_proba(x[rows])
+    return probs

@@ -1,0 +1,149 @@
+"""LLMoE experts: routed training rows, training-only scaling, determinism, grid search, routed prediction."""
+
+import json
+import pickle
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from llmoe_pipeline.config import ExpertConfig
+from llmoe_pipeline.models import (
+    REGIMES,
+    expert_param_grid,
+    grid_search_experts,
+    input_columns,
+    llmoe_predict,
+    train_expert,
+)
+from llmoe_pipeline_tests.model_fixtures import rule_labels, small_features
+
+TINY = ExpertConfig(hidden_sizes_grid=[(8, 8, 4), (16, 8, 4)], dropout_grid=[0.1, 0.3],
+                    learning_rate_grid=[1e-3, 3e-3], max_epochs=4, patience=2, batch_size=64)
+PARAMS = {"hidden_sizes": [16, 8, 4], "dropout": 0.1, "learning_rate": 3e-3, "max_epochs": 4, "patience": 2,
+          "batch_size": 64}
+
+
+@pytest.fixture(scope="module")
+def features(aapl_prices):
+    return small_features(aapl_prices)
+
+
+@pytest.fixture(scope="module")
+def labels(features):
+    return rule_labels(features)
+
+
+@pytest.fixture(scope="module")
+def optimistic_expert(features, labels):
+    return train_expert(features, labels, "Optimistic", PARAMS, seed=0)
+
+
+def _rows(features, split, up_today):
+    return features.index[(features["split"] == split) & ((features["n_adj_close_lag0"] > 0) == up_today)]
+
+
+@pytest.mark.parametrize("regime,up_today", [("Optimistic", True), ("Pessimistic", False)])
+def test_expert_sees_only_its_regimes_training_and_validation_rows(features, labels, regime, up_today):
+    model = train_expert(features, labels, regime, PARAMS, seed=0)
+    expected_train, expected_val = _rows(features, "train", up_today), _rows(features, "validation", up_today)
+    assert 300 < len(expected_train) < 600 and 60 < len(expected_val) < 150  # both regimes are populated
+    np.testing.assert_array_equal(np.sort(model.train_rows), np.sort(expected_train.to_numpy()))
+    np.testing.assert_array_equal(np.sort(model.validation_rows), np.sort(expected_val.to_numpy()))
+    assert model.name == f"llmoe_expert_{regime.lower()}" and model.params == PARAMS and model.flavor == "pytorch"
+
+
+def test_scaler_statistics_are_the_regime_training_rows_mean_and_std(features, optimistic_expert):
+    cols = input_columns(features)
+    train = features.loc[_rows(features, "train", True), cols].to_numpy()
+    scale = optimistic_expert.estimator.scale
+    np.testing.assert_allclose(scale.mean.numpy(), train.mean(axis=0), rtol=1e-5, atol=1e-8)
+    np.testing.assert_allclose(scale.std.numpy(), train.std(axis=0), rtol=1e-5, atol=1e-8)
+    # Not the statistics of a wider set of rows (all training days, or training + validation + test).
+    wider = features.loc[features["split"] != "none", cols].to_numpy()
+    assert not np.allclose(scale.mean.numpy(), wider.mean(axis=0), rtol=1e-3)
+    all_train = features.loc[features["split"] == "train", cols].to_numpy()
+    assert not np.allclose(scale.mean.numpy(), all_train.mean(axis=0), rtol=1e-3)
+
+
+def test_early_stopping_keeps_the_best_validation_epoch(features, labels):
+    params = {**PARAMS, "max_epochs": 40, "patience": 3, "learning_rate": 1e-2}
+    model = train_expert(features, labels, "Optimistic", params, seed=1)
+    h = model.history
+    assert list(h.columns) == ["epoch", "train_loss", "val_loss"]
+    assert model.best_epoch == int(h.loc[h["val_loss"].idxmin(), "epoch"])
+    assert len(h) == min(40, model.best_epoch + 3)  # stopped `patience` epochs after the best one
+    # The kept weights are the best epoch's: recompute the validation log loss independently.
+    val = features.loc[model.validation_rows]
+    p = model.predict_proba(val[input_columns(features)].to_numpy())
+    y = val["target"].to_numpy()
+    log_loss = -np.mean(y * np.log(p) + (1 - y) * np.log(1 - p))
+    assert log_loss == pytest.approx(h["val_loss"].min(), abs=1e-5)
+
+
+def test_same_seed_same_bytes_other_seed_other_weights(features, labels, optimistic_expert):
+    x = features.loc[features["split"] == "test", input_columns(features)].to_numpy()
+    torch.manual_seed(12345)  # the caller's global RNG state must not matter, and is left alone
+    rng_before = torch.get_rng_state()
+    again = train_expert(features, labels, "Optimistic", PARAMS, seed=0)
+    assert torch.equal(rng_before, torch.get_rng_state())
+    p0 = optimistic_expert.predict_proba(x)
+    assert p0.tobytes() == again.predict_proba(x).tobytes()
+    assert p0.tobytes() == pickle.loads(pickle.dumps(optimistic_expert)).predict_proba(x).tobytes()
+    other = train_expert(features, labels, "Optimistic", PARAMS, seed=1)
+    w0 = optimistic_expert.estimator.body[0].weight.detach().numpy()
+    assert not np.allclose(w0, other.estimator.body[0].weight.detach().numpy())
+    assert not np.allclose(p0, other.predict_proba(x))
+    assert p0.shape == (len(x),) and ((p0 > 0) & (p0 < 1)).all()
+
+
+def test_grid_search_scores_each_regime_on_its_validation_rows_and_picks_the_best(features, labels):
+    result = grid_search_experts(features, labels, TINY, seed=0)
+    table = result.table
+    assert len(table) == 2 * 8 and sorted(table["regime"].unique()) == sorted(REGIMES)
+    for regime, up_today in (("Optimistic", True), ("Pessimistic", False)):
+        rows = table[table["regime"] == regime]
+        assert rows["n_validation"].eq(len(_rows(features, "validation", up_today))).all()
+        assert sorted(rows["params"]) == sorted(pd.Series(expert_param_grid(TINY)).map(
+            lambda p: json.dumps(p, sort_keys=True)))
+        # Independent ranking: highest accuracy, then lowest log loss.
+        winner = rows.iloc[np.lexsort((rows["val_log_loss"].to_numpy(), -rows["val_accuracy"].to_numpy()))[0]]
+        assert result.best_params[regime] == json.loads(winner["params"])
+        # Re-fit the winner and score it by hand on this regime's validation rows.
+        model = train_expert(features, labels, regime, result.best_params[regime], seed=0)
+        val = features.loc[_rows(features, "validation", up_today)]
+        p = model.predict_proba(val[input_columns(features)].to_numpy())
+        assert np.mean((p > 0.5) == (val["target"] == 1)) == pytest.approx(winner["val_accuracy"])
+
+
+def test_llmoe_predict_routes_each_row_to_its_labels_expert(features, labels, optimistic_expert):
+    pessimistic = train_expert(features, labels, "Pessimistic", PARAMS, seed=0)
+    experts = {"Optimistic": optimistic_expert, "Pessimistic": pessimistic}
+    test = features[features["split"] == "test"]
+    x = test[input_columns(features)].to_numpy()
+    up_today = (test["n_adj_close_lag0"] > 0).to_numpy()
+    probs = llmoe_predict(experts, test, labels)
+    np.testing.assert_array_equal(probs[up_today], optimistic_expert.predict_proba(x[up_today]))
+    np.testing.assert_array_equal(probs[~up_today], pessimistic.predict_proba(x[~up_today]))
+    assert not np.allclose(probs[up_today], pessimistic.predict_proba(x[up_today]))
+    # Labels given row by row, in row order, give the same answer.
+    in_order = np.where(up_today, "Optimistic", "Pessimistic")
+    np.testing.assert_array_equal(llmoe_predict(experts, test, list(in_order)), probs)
+    # Swapping the labels swaps the experts.
+    swapped = llmoe_predict(experts, test, list(np.where(up_today, "Pessimistic", "Optimistic")))
+    np.testing.assert_array_equal(swapped[up_today], pessimistic.predict_proba(x[up_today]))
+
+
+def test_bad_router_labels_are_refused(features, labels):
+    unlabelled = labels[labels["date"] != features.loc[features["split"] == "train", "date"].iloc[5]]
+    with pytest.raises(ValueError, match="no router label"):
+        train_expert(features, unlabelled, "Optimistic", PARAMS, seed=0)
+    with pytest.raises(ValueError, match="must be one of"):
+        train_expert(features, labels.assign(label="Neutral"), "Optimistic", PARAMS, seed=0)
+    with pytest.raises(ValueError, match="more than one label"):
+        train_expert(features, pd.concat([labels, labels.head(1)]), "Optimistic", PARAMS, seed=0)
+    with pytest.raises(ValueError, match="no expert"):
+        llmoe_predict({}, features.head(3), ["Optimistic"] * 3)
+    with pytest.raises(ValueError, match="have no router label"):
+        llmoe_predict({}, features.head(3), ["Optimistic", None, "Optimistic"])

@@ -1,0 +1,199 @@
+"""The seven metrics: hand-computed cases, empyrical cross-checks (random and real AAPL), edge cases, properties."""
+
+import math
+
+import empyrical as ep
+import numpy as np
+import pandas as pd
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llmoe_pipeline.metrics import METRIC_NAMES, compute_metrics, drawdown_from_equity, max_drawdown
+
+
+def _empyrical_metrics(r: np.ndarray, periods: int, risk_free: float) -> dict:
+    return {
+        "total_return": ep.cum_returns_final(r),
+        "annual_return": ep.annual_return(r, annualization=periods),
+        "annual_volatility": ep.annual_volatility(r, annualization=periods),
+        "sharpe_ratio": ep.sharpe_ratio(r, risk_free=risk_free, annualization=periods),
+        "sortino_ratio": ep.sortino_ratio(r, required_return=risk_free, annualization=periods),
+        "calmar_ratio": ep.calmar_ratio(r, annualization=periods),
+        "max_drawdown": ep.max_drawdown(r),
+    }
+
+
+def _assert_matches_empyrical(r, periods=252, risk_free=0.0):
+    ours = compute_metrics(r, periods=periods, risk_free=risk_free)
+    theirs = _empyrical_metrics(np.asarray(r, dtype=float), periods, risk_free)
+    assert set(ours) == set(METRIC_NAMES)
+    for name in METRIC_NAMES:
+        assert ours[name] == pytest.approx(float(theirs[name]), rel=1e-9, abs=1e-12), name
+
+
+def test_hand_computed_three_days():
+    # Equity 1.1, 0.88, 0.924. periods=3 makes the series exactly one year, so CAGR = total return.
+    r = [0.10, -0.20, 0.05]
+    m = compute_metrics(r, periods=3)
+    mean = -0.05 / 3
+    std = math.sqrt(((0.10 - mean) ** 2 + (-0.20 - mean) ** 2 + (0.05 - mean) ** 2) / 2)
+    assert m["total_return"] == pytest.approx(-0.076, abs=1e-15)
+    assert m["annual_return"] == pytest.approx(-0.076, abs=1e-15)
+    assert m["max_drawdown"] == pytest.approx(0.88 / 1.1 - 1, abs=1e-15)  # -0.2
+    assert m["calmar_ratio"] == pytest.approx(-0.076 / 0.2, abs=1e-12)
+    assert m["annual_volatility"] == pytest.approx(std * math.sqrt(3), abs=1e-15)
+    assert m["sharpe_ratio"] == pytest.approx(mean / std * math.sqrt(3), abs=1e-12)
+    # downside deviation: sqrt(0.2^2 / 3) * sqrt(3) = 0.2; Sortino = mean * 3 / 0.2
+    assert m["sortino_ratio"] == pytest.approx(-0.05 / 0.2, abs=1e-12)
+
+
+def test_hand_computed_cagr_and_risk_free():
+    # Two years of 252 days each growing 1% in total per year -> CAGR 1%.
+    daily = 1.01 ** (1 / 252) - 1
+    m = compute_metrics(np.full(504, daily), periods=252)
+    assert m["annual_return"] == pytest.approx(0.01, abs=1e-12)
+    assert m["total_return"] == pytest.approx(1.01**2 - 1, abs=1e-12)
+    # Sharpe with a per-period risk-free rate: excess = r - rf
+    r = np.array([0.01, 0.03, -0.01, 0.02])
+    rf = 0.005
+    excess = r - rf
+    expected = excess.mean() / excess.std(ddof=1) * math.sqrt(252)
+    assert compute_metrics(r, risk_free=rf)["sharpe_ratio"] == pytest.approx(expected, abs=1e-12)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("periods,risk_free", [(252, 0.0), (252, 0.0001), (12, 0.002)])
+def test_matches_empyrical_on_random_series(seed, periods, risk_free):
+    rng = np.random.default_rng(seed)
+    r = rng.normal(0.0005, 0.02, size=int(rng.integers(2, 800)))
+    _assert_matches_empyrical(r, periods, risk_free)
+
+
+def test_matches_empyrical_on_real_aapl_returns(aapl_prices):
+    adj = aapl_prices.set_index("date")["adj_close"]
+    returns = adj.pct_change().dropna()
+    test_period = returns.loc["2014-12-03":"2016-11-29"]
+    assert len(test_period) > 400
+    _assert_matches_empyrical(test_period.to_numpy())
+    _assert_matches_empyrical(test_period.to_numpy(), risk_free=0.02 / 252)
+    _assert_matches_empyrical(returns.to_numpy())  # the full history, ~10 years
+
+
+def test_all_cash_strategy_has_undefined_ratios():
+    m = compute_metrics(np.zeros(30))
+    assert m["total_return"] == 0 and m["annual_return"] == 0 and m["max_drawdown"] == 0
+    assert m["annual_volatility"] == 0
+    # zero deviation: Sharpe and Sortino divide by 0; no drawdown: Calmar divides by 0
+    assert math.isnan(m["sharpe_ratio"]) and math.isnan(m["sortino_ratio"]) and math.isnan(m["calmar_ratio"])
+
+
+def test_constant_positive_return_gives_nan_not_inf():
+    m = compute_metrics(np.full(10, 0.001))
+    assert math.isnan(m["sharpe_ratio"]) and math.isnan(m["sortino_ratio"]) and math.isnan(m["calmar_ratio"])
+    assert m["annual_volatility"] == 0
+    assert m["total_return"] == pytest.approx(1.001**10 - 1, abs=1e-15)
+
+
+def test_single_day():
+    m = compute_metrics([-0.01])
+    assert m["total_return"] == pytest.approx(-0.01)
+    assert m["annual_return"] == pytest.approx(0.99**252 - 1)
+    assert m["max_drawdown"] == pytest.approx(-0.01)
+    assert m["calmar_ratio"] == pytest.approx((0.99**252 - 1) / 0.01)
+    for name in ("annual_volatility", "sharpe_ratio", "sortino_ratio"):  # need two points
+        assert math.isnan(m[name])
+
+
+def test_loss_on_first_day_is_a_drawdown_and_total_loss_is_minus_one():
+    assert max_drawdown([-0.5, 0.5]) == pytest.approx(-0.5)
+    m = compute_metrics([0.1, -1.0, 0.2])
+    assert m["total_return"] == -1.0 and m["max_drawdown"] == -1.0 and m["annual_return"] == -1.0
+    assert m["calmar_ratio"] == -1.0
+
+
+def test_drawdown_from_equity_two_dimensional():
+    equity = np.array([[1.1, 0.9], [0.99, 0.95], [1.2, 0.8]])
+    expected = np.array([[0.0, -0.1], [0.99 / 1.1 - 1, -0.05], [0.0, -0.2]])
+    np.testing.assert_allclose(drawdown_from_equity(equity), expected, atol=1e-15)
+
+
+@pytest.mark.parametrize("bad,pos", [(np.nan, 2), (np.inf, 0), (-np.inf, 4)])
+def test_non_finite_return_names_its_position(bad, pos):
+    r = np.full(5, 0.01)
+    r[pos] = bad
+    with pytest.raises(ValueError, match=rf"daily_returns\[{pos}\]"):
+        compute_metrics(r)
+
+
+def test_nan_in_series_names_the_date():
+    r = pd.Series([0.01, np.nan, 0.02], index=pd.to_datetime(["2015-01-02", "2015-01-05", "2015-01-06"]))
+    with pytest.raises(ValueError, match=r"daily_returns\[1\] \(label 2015-01-05"):
+        compute_metrics(r)
+
+
+@pytest.mark.parametrize("bad", [[], [-1.5, 0.1], [[0.1, 0.2]], ["a", "b"]])
+def test_invalid_inputs_raise(bad):
+    with pytest.raises(ValueError):
+        compute_metrics(bad)
+
+
+def test_invalid_parameters_raise():
+    with pytest.raises(ValueError, match="periods"):
+        compute_metrics([0.01, 0.02], periods=0)
+    with pytest.raises(ValueError, match="risk_free"):
+        compute_metrics([0.01, 0.02], risk_free=float("nan"))
+
+
+def test_overflow_is_an_error_not_inf():
+    with pytest.raises(ValueError, match="too extreme"):
+        compute_metrics([1e200, 1e200])
+
+
+_valid_returns = st.lists(st.floats(min_value=-1.0, max_value=1.0, allow_nan=False), min_size=1, max_size=300)
+
+
+@settings(max_examples=150, deadline=None)
+@given(_valid_returns, st.sampled_from([0.0, 0.0001]))
+def test_property_valid_returns_give_finite_metrics_where_defined(returns, risk_free):
+    m = compute_metrics(returns, risk_free=risk_free)
+    for name in ("total_return", "annual_return", "max_drawdown"):  # always defined
+        assert math.isfinite(m[name]), name
+    assert -1.0 <= m["max_drawdown"] <= 0.0 and m["total_return"] >= -1.0
+    for name in ("annual_volatility", "sharpe_ratio", "sortino_ratio", "calmar_ratio"):
+        assert math.isfinite(m[name]) or math.isnan(m[name]), name  # never inf
+    if len(returns) >= 2:
+        assert math.isfinite(m["annual_volatility"]) and m["annual_volatility"] >= 0
+        excess = np.asarray(returns) - risk_free
+        # Sharpe is defined when excess returns vary (by more than deviations whose squares underflow)
+        if excess.max() - excess.min() > 1e-150:
+            assert math.isfinite(m["sharpe_ratio"])
+        elif excess.max() == excess.min():
+            assert math.isnan(m["sharpe_ratio"])
+        if excess.min() < -1e-150:  # some shortfall below the required return: Sortino is defined
+            assert math.isfinite(m["sortino_ratio"])
+        elif excess.min() >= 0:
+            assert math.isnan(m["sortino_ratio"])
+    if m["max_drawdown"] < 0:
+        assert math.isfinite(m["calmar_ratio"])
+    else:
+        assert math.isnan(m["calmar_ratio"])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(allow_nan=True, allow_infinity=True), min_size=0, max_size=50))
+def test_property_any_floats_give_valid_metrics_or_value_error(returns):
+    valid_input = bool(returns) and all(math.isfinite(x) and x >= -1 for x in returns)
+    try:
+        m = compute_metrics(returns)
+    except ValueError as exc:
+        if not valid_input:
+            assert "too extreme" not in str(exc)
+            return
+        # valid returns may only fail when a true metric value is beyond floating point
+        assert "too extreme" in str(exc)
+        log_growth = 252 / len(returns) * sum(math.log1p(x) for x in returns if x > -1)
+        assert log_growth > 700 or max(map(abs, returns)) > 1e150
+        return
+    assert valid_input
+    assert all(not math.isinf(v) for v in m.values())
