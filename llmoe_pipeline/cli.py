@@ -1,0 +1,178 @@
+"""`llmoe`: run the pipeline, print the results table, benchmark the router, open the UIs.
+
+Expected failures (a bad data file, a missing model, a port in use) print one line and exit 1;
+usage errors exit 2 (argparse). Set LLMOE_DEBUG=1 for the full traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from llmoe_pipeline.paths import REPO_ROOT, llmoe_home
+
+
+class CliError(Exception):
+    """An expected failure: reported as one line, exit code 1."""
+
+
+def _prepare_environment(args: argparse.Namespace) -> Path:
+    """Environment the Dagster code location reads at import time, and DAGSTER_HOME under the home."""
+    if getattr(args, "config", None):
+        if not Path(args.config).is_file():
+            raise CliError(f"config file {args.config} does not exist")
+        os.environ["LLMOE_CONFIG"] = str(Path(args.config).resolve())
+    if getattr(args, "data_dir", None):
+        os.environ["LLMOE_DATA_DIR"] = str(Path(args.data_dir).resolve())
+    if getattr(args, "tickers", None):
+        os.environ["LLMOE_TICKERS"] = args.tickers
+    return dagster_home()
+
+
+def dagster_home() -> Path:
+    home = llmoe_home() / "dagster"
+    home.mkdir(parents=True, exist_ok=True)
+    src = REPO_ROOT / "dagster.yaml"
+    if src.exists() and (not (home / "dagster.yaml").exists() or (home / "dagster.yaml").read_bytes() != src.read_bytes()):
+        shutil.copyfile(src, home / "dagster.yaml")
+    os.environ["DAGSTER_HOME"] = str(home)
+    return home
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    _prepare_environment(args)
+    from llmoe_pipeline.defs.runner import run_pipeline
+
+    summary = run_pipeline(router_backend=args.router, n_seeds=args.seeds, log=print)
+    print(summary)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    _prepare_environment(args)
+    from llmoe_pipeline.defs.runner import load_results
+    from llmoe_pipeline.report import format_table, summarize, to_json
+
+    results = load_results()
+    if results is None or results.empty:
+        raise CliError("no backtest results yet: run `llmoe run` (or materialize backtest_results in the UI) first")
+    summary = summarize(results)
+    if args.format == "json":
+        print(json.dumps(to_json(summary, split=args.split), indent=2))
+    else:
+        print(format_table(summary, split=args.split))
+    return 0
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from llmoe_pipeline.bench.router import main as bench_main
+
+    return bench_main(["--n", str(args.n)] + (["--skip-naive"] if args.skip_naive else []))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex(("127.0.0.1", port)) != 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = _prepare_environment(args)
+    for port in (args.port, args.mlflow_port):
+        if not _port_free(port):
+            raise CliError(f"port {port} on 127.0.0.1 is already in use (choose another with --port/--mlflow-port)")
+    bin_dir = Path(sys.executable).parent
+    mlflow_db = llmoe_home() / "mlflow.db"
+    procs = [
+        subprocess.Popen([str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port),
+                          "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT),
+        subprocess.Popen([str(bin_dir / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{mlflow_db}",
+                          "--host", "127.0.0.1", "--port", str(args.mlflow_port)], cwd=REPO_ROOT),
+    ]
+    print(f"Dagster UI: http://127.0.0.1:{args.port}   MLflow UI: http://127.0.0.1:{args.mlflow_port}   "
+          f"(DAGSTER_HOME={home}; Ctrl-C stops both)")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for p in procs:
+            p.terminate()
+        for p in procs:
+            p.wait(timeout=30)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmoe", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--config", help="YAML config file (see llmoe_pipeline/configs/paper.yaml)")
+        p.add_argument("--data-dir", help="folder with prices.csv/headlines.csv (default: $LLMOE_DATA_DIR or ../shared/data)")
+        p.add_argument("--tickers", help="comma-separated tickers, or 'all' for every ticker in the price files "
+                                         "(default: the config's, AAPL,MSFT)")
+
+    run = sub.add_parser("run", help="materialize every asset for every ticker (same storage as the UI) and print the results table")
+    common(run)
+    run.add_argument("--seeds", type=int, help="number of seeds (default: the config's, 10)")
+    run.add_argument("--router", choices=["vllm", "transformers", "openai"], help="router backend (default: vllm)")
+    run.set_defaults(func=cmd_run)
+
+    report = sub.add_parser("report", help="print the results table from the last materialized backtest_results")
+    common(report)
+    report.add_argument("--format", choices=["table", "json"], default="table")
+    report.add_argument("--split", choices=["test", "validation"], default="test")
+    report.set_defaults(func=cmd_report)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench", required=True)
+    router = bench_sub.add_parser("router", help="vLLM batched vs transformers batched vs naive one-prompt-at-a-time")
+    router.add_argument("--n", type=int, default=256, help="number of real windows (default 256)")
+    router.add_argument("--skip-naive", action="store_true", help="skip the slow naive baseline")
+    router.set_defaults(func=cmd_bench)
+
+    ui = sub.add_parser("ui", help="start the Dagster UI (webserver + daemon) and the MLflow UI on 127.0.0.1")
+    common(ui)
+    ui.add_argument("--port", type=int, default=3000)
+    ui.add_argument("--mlflow-port", type=int, default=5000)
+    ui.set_defaults(func=cmd_ui)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except Exception as exc:  # noqa: BLE001 - the one place that turns failures into one line
+        if os.environ.get("LLMOE_DEBUG"):
+            raise
+        cause = _root_cause(exc)
+        print(f"llmoe {args.command}: error: {cause}", file=sys.stderr)
+        return 1
+
+
+def _root_cause(exc: BaseException) -> str:
+    """Dagster wraps the asset's exception; users want the original message, not the wrapper."""
+    from llmoe_pipeline.data import DataValidationError
+
+    seen = exc
+    while True:
+        user = getattr(seen, "user_exception", None)
+        nxt = user or seen.__cause__
+        if isinstance(seen, (CliError, DataValidationError)) or nxt is None:
+            break
+        seen = nxt
+    return f"{seen}" if isinstance(seen, (CliError, DataValidationError, FileNotFoundError, ValueError)) \
+        else f"{type(seen).__name__}: {seen}"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""expert_models (one per router regime, llmoe_pipeline/models/experts.py) and baseline_models
+(llmoe_pipeline/models/baselines.py): hyperparameter search on validation, then one model per seed."""
+
+import time
+from typing import Callable
+
+import dagster as dg
+import pandas as pd
+
+from llmoe_pipeline.defs.assets.data import OWNERS
+from llmoe_pipeline.defs.partitions import ticker_partitions
+from llmoe_pipeline.defs.resources import ProtocolResource
+from llmoe_pipeline.models import (REGIMES, baseline_candidates, expert_param_grid, fit_baseline, input_columns,
+                                   router_labels_for, run_search, train_expert)
+from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.training_cache import cached_training, training_fingerprint
+
+SEARCHED_BASELINES = ("lightgbm", "mlp", "lstm", "moe")
+
+
+def _training_rows(features: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.DataFrame:
+    used = features[features["split"].isin(["train", "validation"])]
+    cols = ["date", "split", "target", *input_columns(features)]
+    frame = used[cols]
+    if labels is not None:
+        frame = frame.assign(label=router_labels_for(used, labels).to_numpy())
+    return frame
+
+
+def _train_set(search: Callable[[], object], fit_seed: Callable[[dict, int], object], seeds: list[int]) -> dict:
+    """Search once, then fit every seed with the winning params."""
+    started = time.time()
+    result = search()
+    models = {seed: fit_seed(result.best_params, seed) for seed in seeds}
+    return {"params": result.best_params, "search_table": result.table, "models": models,
+            "train_seconds": round(time.time() - started, 1)}
+
+
+def _output_metadata(value: dict, reused: bool, fingerprint: str) -> dict:
+    first = next(iter(value["models"].values()))
+    return {
+        "seeds": len(value["models"]),
+        "params": dg.MetadataValue.json(value["params"]),
+        "search": dg.MetadataValue.md(value["search_table"].to_markdown(index=False)),
+        "train_rows": len(first.train_rows),
+        "validation_rows": len(first.validation_rows),
+        "reused_from_cache": reused,
+        "train_seconds": value["train_seconds"],
+        "fingerprint": fingerprint,
+    }
+
+
+@dg.multi_asset(
+    outs={f"expert_models__{r.lower()}": dg.AssetOut(
+        key=["expert_models", r.lower()], group_name="models", kinds={"pytorch"}, owners=OWNERS, is_required=False,
+        description=f"LLMoE expert for {r} windows: a 55→h1→h2→h3→1 ReLU/dropout/sigmoid network trained only "
+                    f"on the training days the router labelled {r}; one per seed.") for r in REGIMES},
+    ins={"feature_windows": dg.AssetIn(), "router_labels": dg.AssetIn()},
+    partitions_def=ticker_partitions,
+    can_subset=True,
+)
+def expert_models(context: dg.AssetExecutionContext, protocol: ProtocolResource,
+                  feature_windows: pd.DataFrame, router_labels: pd.DataFrame):
+    cfg = protocol.load()
+    cache_dir = llmoe_home() / "model_cache"
+    rows = _training_rows(feature_windows, router_labels)
+    for regime in REGIMES:
+        key = dg.AssetKey(["expert_models", regime.lower()])
+        if key not in context.selected_asset_keys:
+            continue
+        grid = expert_param_grid(cfg.experts)
+        fingerprint = training_fingerprint(rows[rows["label"] == regime], kind="expert", regime=regime,
+                                           grid=grid, seeds=cfg.seeds, search_seed=cfg.baselines.search_seed)
+
+        def train(regime=regime, grid=grid):
+            return _train_set(
+                lambda: run_search(grid, lambda p: train_expert(feature_windows, router_labels, regime, p,
+                                                                cfg.baselines.search_seed), feature_windows),
+                lambda params, seed: train_expert(feature_windows, router_labels, regime, params, seed),
+                cfg.seeds)
+
+        value, reused = cached_training(cache_dir, fingerprint, train)
+        context.log.info(f"expert {regime}: {'reused' if reused else 'trained'} {len(value['models'])} seeds")
+        yield dg.Output(value, output_name=key.to_python_identifier(),
+                        metadata=_output_metadata(value, reused, fingerprint))
+
+
+@dg.multi_asset(
+    outs={f"baseline_models__{name}": dg.AssetOut(
+        key=["baseline_models", name], group_name="models", owners=OWNERS, is_required=False,
+        kinds={"lightgbm" if name == "lightgbm" else "pytorch"},
+        description=f"Baseline {name}: random search on the validation tail, then one model per seed.")
+        for name in SEARCHED_BASELINES},
+    ins={"feature_windows": dg.AssetIn()},
+    partitions_def=ticker_partitions,
+    can_subset=True,
+)
+def baseline_models(context: dg.AssetExecutionContext, protocol: ProtocolResource, feature_windows: pd.DataFrame):
+    cfg = protocol.load()
+    cache_dir = llmoe_home() / "model_cache"
+    rows = _training_rows(feature_windows)
+    for name in SEARCHED_BASELINES:
+        key = dg.AssetKey(["baseline_models", name])
+        if key not in context.selected_asset_keys:
+            continue
+        candidates = baseline_candidates(name, cfg.baselines)
+        fingerprint = training_fingerprint(rows, kind="baseline", name=name, candidates=candidates,
+                                           seeds=cfg.seeds, search_seed=cfg.baselines.search_seed)
+
+        def train(name=name, candidates=candidates):
+            return _train_set(
+                lambda: run_search(candidates, lambda p: fit_baseline(name, feature_windows, p,
+                                                                      cfg.baselines.search_seed), feature_windows),
+                lambda params, seed: fit_baseline(name, feature_windows, params, seed),
+                cfg.seeds)
+
+        value, reused = cached_training(cache_dir, fingerprint, train)
+        context.log.info(f"baseline {name}: {'reused' if reused else 'trained'} {len(value['models'])} seeds")
+        yield dg.Output(value, output_name=key.to_python_identifier(),
+                        metadata=_output_metadata(value, reused, fingerprint))
