@@ -95,12 +95,14 @@ class BacktestConfig(_Section):
 
 
 class PipelineConfig(_Section):
-    data: DataConfig = DataConfig()
-    split: SplitConfig = SplitConfig()
-    router: RouterProtocolConfig = RouterProtocolConfig()
-    experts: ExpertConfig = ExpertConfig()
-    baselines: BaselineConfig = BaselineConfig()
-    backtest: BacktestConfig = BacktestConfig()
+    data: DataConfig = Field(default_factory=DataConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    router: RouterProtocolConfig = Field(default_factory=RouterProtocolConfig)
+    experts: ExpertConfig = Field(default_factory=ExpertConfig)
+    baselines: BaselineConfig = Field(default_factory=BaselineConfig)
+    backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    # Sections are built per instance (default_factory), so DataConfig reads $LLMOE_DATA_DIR when the
+    # config is created, not when this module is imported.
     seeds: list[int] = list(range(10))
     window: int = Field(5, ge=1)
 

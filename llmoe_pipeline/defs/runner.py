@@ -3,6 +3,7 @@ instance (DAGSTER_HOME under the LLMOE home) as the UI, so the UI shows the CLI'
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Callable, Optional
 
@@ -10,9 +11,13 @@ import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.defs.io_manager import load_asset_value
+from llmoe_pipeline.defs.progress import PROGRESS_ENV
 from llmoe_pipeline.paths import llmoe_home
 
-QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
+# The CLI prints its own progress (assets echo key lines via `progress_log`) and turns failures into one
+# line, so Dagster's console logger (which prints framework events and tracebacks) is silenced here.
+# Everything is still in the Dagster event log, visible in the UI.
+QUIET_LOGS = {"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}}
 
 
 def run_pipeline(router_backend: Optional[str] = None, n_seeds: Optional[int] = None,
@@ -23,6 +28,7 @@ def run_pipeline(router_backend: Optional[str] = None, n_seeds: Optional[int] = 
     from llmoe_pipeline.defs.settings import config_file_from_env
     from llmoe_pipeline.report import format_table, summarize
 
+    os.environ[PROGRESS_ENV] = "1"
     resources = build_resources(config_file_from_env(), n_seeds=n_seeds, router_backend=router_backend)
     instance = dg.DagsterInstance.get()
     started = time.time()

@@ -10,6 +10,7 @@ import pandas as pd
 
 from llmoe_pipeline.defs.assets.data import OWNERS
 from llmoe_pipeline.defs.assets.models import SEARCHED_BASELINES
+from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import LLMRouterResource, MLflowResource, ProtocolResource
 from llmoe_pipeline.features import window_columns
@@ -127,6 +128,7 @@ def backtest_results(context: dg.AssetExecutionContext, protocol: ProtocolResour
                          example.to_numpy(np.float32),
                          {"predictions": out_dir / "predictions", "plots": out_dir / "plots"})
 
+    progress_log(context, f"logged {len(urls)} MLflow parent runs with their seed runs")
     summary = summarize(metrics[metrics["cost_bps"] == cfg.backtest.cost_bps])
     return dg.Output(metrics, metadata={
         "rows": len(metrics),

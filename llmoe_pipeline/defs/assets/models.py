@@ -8,6 +8,7 @@ import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.defs.assets.data import OWNERS
+from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import ProtocolResource
 from llmoe_pipeline.models import (REGIMES, baseline_candidates, expert_param_grid, fit_baseline, input_columns,
@@ -80,7 +81,8 @@ def expert_models(context: dg.AssetExecutionContext, protocol: ProtocolResource,
                 cfg.seeds)
 
         value, reused = cached_training(cache_dir, fingerprint, train)
-        context.log.info(f"expert {regime}: {'reused' if reused else 'trained'} {len(value['models'])} seeds")
+        progress_log(context, f"expert {regime}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
+                              f"({value['train_seconds']} s)")
         yield dg.Output(value, output_name=key.to_python_identifier(),
                         metadata=_output_metadata(value, reused, fingerprint))
 
@@ -115,6 +117,7 @@ def baseline_models(context: dg.AssetExecutionContext, protocol: ProtocolResourc
                 cfg.seeds)
 
         value, reused = cached_training(cache_dir, fingerprint, train)
-        context.log.info(f"baseline {name}: {'reused' if reused else 'trained'} {len(value['models'])} seeds")
+        progress_log(context, f"baseline {name}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
+                              f"({value['train_seconds']} s)")
         yield dg.Output(value, output_name=key.to_python_identifier(),
                         metadata=_output_metadata(value, reused, fingerprint))

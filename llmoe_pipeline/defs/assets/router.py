@@ -7,6 +7,7 @@ import pandas as pd
 
 from llmoe_pipeline.data import daily_news
 from llmoe_pipeline.defs.assets.data import OWNERS
+from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
 from llmoe_pipeline.router.labels import apply_threshold, fit_threshold, label_windows
@@ -48,7 +49,7 @@ def router_labels(context: dg.AssetExecutionContext, protocol: ProtocolResource,
     def progress(done: int, total: int, rate: float) -> None:
         if time.time() - last_log[0] > 10 or done == total:
             last_log[0] = time.time()
-            context.log.info(f"router: {done}/{total} windows labelled ({rate:.1f} prompts/s)")
+            progress_log(context, f"router: {done}/{total} windows labelled ({rate:.1f} prompts/s)")
 
     labels = label_windows(prompts, llm_router.backend_factory(), llm_router.cache(), explain_mask=explain,
                            batch_size=llm_router.batch_size, progress=progress)
