@@ -26,17 +26,31 @@ def raw_prices(context: dg.AssetExecutionContext, protocol: ProtocolResource):
     cfg = protocol.load()
     ticker = context.partition_key
     prices = load_prices(cfg.data.paths(cfg.data.price_files), tickers=[ticker])
-    yield dg.Output(prices, metadata={
+    yield from checks_then_output(prices, [dg.AssetCheckResult(
+        check_name="enough_clean_days",
+        passed=list(prices.columns) == PRICE_COLUMNS and len(prices) >= MIN_DAYS,
+        metadata={"rows": len(prices), "needed": MIN_DAYS},
+    )], metadata={
         "rows": len(prices),
         "first_date": str(prices["date"].min().date()),
         "last_date": str(prices["date"].max().date()),
         "files": ", ".join(cfg.data.price_files),
     })
-    yield dg.AssetCheckResult(
-        check_name="enough_clean_days",
-        passed=list(prices.columns) == PRICE_COLUMNS and len(prices) >= MIN_DAYS,
-        metadata={"rows": len(prices), "needed": MIN_DAYS},
-    )
+
+
+def checks_then_output(value, checks: list[dg.AssetCheckResult], metadata: dict):
+    """Yield the check results, then the value, or fail before the value is stored.
+
+    Dagster hands an output to the IO manager before later checks run, so a blocking check that failed
+    after the output would still have overwritten the last good version on disk. Failing first keeps it.
+    """
+    yield from checks
+    failed = [c.check_name for c in checks if not c.passed]
+    if failed:
+        raise dg.Failure(description=f"blocking check(s) failed: {', '.join(failed)}; the stored asset is unchanged",
+                         metadata={c.check_name: dg.MetadataValue.json({k: v.value for k, v in c.metadata.items()})
+                                   for c in checks if not c.passed})
+    yield dg.Output(value, metadata=metadata)
 
 
 @dg.asset(partitions_def=ticker_partitions, group_name="data", kinds={"pandas", "parquet"}, owners=OWNERS,

@@ -4,7 +4,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.defs.assets.data import OWNERS
+from llmoe_pipeline.defs.assets.data import OWNERS, checks_then_output
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import ProtocolResource
 from llmoe_pipeline.features import build_features, dropped_row_counts, window_columns
@@ -36,7 +36,14 @@ def feature_windows(context: dg.AssetExecutionContext, protocol: ProtocolResourc
     cfg = protocol.load()
     features = build_features(raw_prices, cfg.split, window=cfg.window)
     counts = features.groupby("split").size().to_dict()
-    yield dg.Output(features, metadata={
+    values = features[window_columns(cfg.window)].to_numpy()
+    n_bad = int((~np.isfinite(values)).any(axis=1).sum())
+    problems = split_order_problems(features)
+    yield from checks_then_output(features, [
+        dg.AssetCheckResult(check_name="finite_features", passed=n_bad == 0, metadata={"bad_rows": n_bad}),
+        dg.AssetCheckResult(check_name="split_order", passed=not problems,
+                            metadata={"problems": "; ".join(problems) or "none"}),
+    ], metadata={
         "rows": len(features),
         "dropped_incomplete_rows": dropped_row_counts(raw_prices, features)[context.partition_key],
         "rows_per_split": dg.MetadataValue.json({k: int(v) for k, v in counts.items()}),
@@ -44,9 +51,3 @@ def feature_windows(context: dg.AssetExecutionContext, protocol: ProtocolResourc
         "last_date": str(features["date"].max().date()),
         "up_share_train": float(features.loc[features["split"] == "train", "target"].mean()),
     })
-    values = features[window_columns(cfg.window)].to_numpy()
-    n_bad = int((~np.isfinite(values)).any(axis=1).sum())
-    yield dg.AssetCheckResult(check_name="finite_features", passed=n_bad == 0, metadata={"bad_rows": n_bad})
-    problems = split_order_problems(features)
-    yield dg.AssetCheckResult(check_name="split_order", passed=not problems,
-                              metadata={"problems": "; ".join(problems) or "none"})

@@ -6,7 +6,7 @@ import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.data import daily_news
-from llmoe_pipeline.defs.assets.data import OWNERS
+from llmoe_pipeline.defs.assets.data import OWNERS, checks_then_output
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
@@ -58,7 +58,7 @@ def router_labels(context: dg.AssetExecutionContext, protocol: ProtocolResource,
     counts = regime_counts(labels)
     n_new = int((~labels["from_cache"]).sum())
     sample = labels[labels["explanation"].fillna("") != ""].tail(5)
-    yield dg.Output(labels, metadata={
+    metadata = {
         "rows": len(labels),
         "labelled_now": n_new,
         "from_cache": len(labels) - n_new,
@@ -72,8 +72,10 @@ def router_labels(context: dg.AssetExecutionContext, protocol: ProtocolResource,
         "recent_explanations": dg.MetadataValue.md(
             sample[["date", "label", "p_optimistic", "explanation"]].astype(str).to_markdown(index=False)
             if len(sample) else "(none)"),
-    })
+    }
     short = {f"{s}/{r}": counts.get(s, {}).get(r, 0) for s, need in MIN_ROWS_PER_REGIME.items() for r in REGIMES
              if counts.get(s, {}).get(r, 0) < need}
-    yield dg.AssetCheckResult(check_name="both_regimes_trainable", passed=not short,
-                              metadata={"too_few": dg.MetadataValue.json(short), "needed": dg.MetadataValue.json(MIN_ROWS_PER_REGIME)})
+    yield from checks_then_output(labels, [dg.AssetCheckResult(
+        check_name="both_regimes_trainable", passed=not short,
+        metadata={"too_few": dg.MetadataValue.json(short), "needed": dg.MetadataValue.json(MIN_ROWS_PER_REGIME)})],
+        metadata=metadata)

@@ -1,0 +1,461 @@
+"""A corpus of malformed inputs, each made by breaking a 60-day slice of the real reference files.
+
+Rejected inputs raise ONE `DataValidationError` naming the file, the row (header = row 1) and the
+column, and write nothing; accepted inputs (data.py's documented choices: BOM, any row order, control
+characters, over-long headlines) load to what the clean slice gives. A few representative cases also
+run through Dagster into a throwaway LLMOE home, which must be left exactly as it was.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import pandas as pd
+import pydantic
+import pytest
+import yaml
+
+from llmoe_pipeline import DataValidationError, PipelineConfig, build_features, daily_news, load_headlines, load_prices
+from llmoe_pipeline.data import MAX_HEADLINE_CHARS
+from llmoe_pipeline.defs.assets.features import split_order_problems
+from llmoe_pipeline_tests.reliability.helpers import (
+    Slices, csv_bytes, failed_checks, materialize_pipeline, materialized_assets, snapshot, step_failure_text,
+    write_data_folder,
+)
+
+PRICES, HEADLINES = "prices.csv", "headlines.csv"
+
+
+def line(i: int) -> int:
+    """File row of data row i (0-based) when no cell spans lines: the header is row 1."""
+    return i + 2
+
+
+def with_cell(df: pd.DataFrame, i: int, column: str, value: str) -> pd.DataFrame:
+    out = df.copy()
+    out.loc[i, column] = value
+    return out
+
+
+def replace_in_line(data: bytes, i: int, old: bytes, new: bytes) -> bytes:
+    """Replace the first `old` in data row i (0-based) of a file without multi-line cells."""
+    lines = data.split(b"\n")
+    lines[i + 1] = lines[i + 1].replace(old, new, 1)
+    return b"\n".join(lines)
+
+
+def swap_high_low(df: pd.DataFrame, i: int) -> pd.DataFrame:
+    out = df.copy()
+    out.loc[i, ["high", "low"]] = [df.loc[i, "low"], df.loc[i, "high"]]
+    return out
+
+
+def us_date(iso: str) -> str:
+    y, m, d = iso.split("-")
+    return f"{int(m)}/{int(d)}/{y}"
+
+
+@dataclass(frozen=True)
+class Rejected:
+    id: str
+    file: str  # the broken file: PRICES or HEADLINES
+    make: Callable[[Slices], bytes]
+    column: Optional[str]
+    rows: tuple[int, ...]
+    problem: str  # text the message must contain
+    bug: str = ""  # non-empty: a known bug in data.py; the case is a strict xfail until it is fixed
+
+
+def P(s: Slices) -> pd.DataFrame:  # noqa: N802 (short names keep the table below readable)
+    return s.prices
+
+
+def H(s: Slices) -> pd.DataFrame:  # noqa: N802
+    return s.headlines
+
+
+def cell(table: Callable[[Slices], pd.DataFrame], i: int, column: str, value: str) -> Callable[[Slices], bytes]:
+    """A file maker: the slice with one cell (data row i, 0-based) replaced."""
+    return lambda s: csv_bytes(with_cell(table(s), i, column, value))
+
+
+def frame(make_frame: Callable[[Slices], pd.DataFrame], **to_csv) -> Callable[[Slices], bytes]:
+    return lambda s: csv_bytes(make_frame(s), **to_csv)
+
+
+def in_line(table: Callable[[Slices], pd.DataFrame], i: int, old: bytes, new: bytes) -> Callable[[Slices], bytes]:
+    return lambda s: replace_in_line(csv_bytes(table(s)), i, old, new)
+
+
+NOT_FINITE, NOT_POSITIVE, BAD_VOLUME = "not a finite number", "price must be positive", "non-negative integer"
+BLANK_HEADLINE, NO_COMMA = "headline is empty or only whitespace", "is the delimiter a comma?"
+
+REJECTED = [
+    # --- prices: structure
+    Rejected("missing_column", PRICES, frame(lambda s: P(s).drop(columns="volume")), "volume", (1,), "missing column"),
+    Rejected("renamed_column", PRICES, frame(lambda s: P(s).rename(columns={"adj_close": "adjclose"})),
+             "adj_close", (1,), "missing column"),
+    Rejected("extra_column", PRICES, frame(lambda s: P(s).assign(vwap="1.0")), "vwap", (1,), "unexpected column"),
+    Rejected("semicolon_delimiter", PRICES, frame(P, sep=";"), "date", (1,), NO_COMMA),
+    Rejected("tab_delimiter", PRICES, frame(P, sep="\t"), "date", (1,), NO_COMMA),
+    Rejected("empty_file", PRICES, lambda s: b"", None, (), "file is empty"),
+    Rejected("blank_lines_only", PRICES, lambda s: b"\n  \n\n", None, (), "file is empty"),
+    Rejected("header_only", PRICES, frame(lambda s: P(s).iloc[:0]), None, (), "header but no data rows"),
+    Rejected("non_utf8_bytes", PRICES, in_line(P, 10, b"AAPL", b"AAPL\xe9"), None, (line(10),),
+             "is not UTF-8 (byte 0xe9"),
+    Rejected("ragged_row", PRICES, in_line(P, 10, b"AAPL", b"AAPL,1"), None, (line(10),),
+             "Expected 8 fields in line 12, saw 9"),
+    Rejected("unclosed_quote", PRICES, in_line(P, 10, b"AAPL", b'"AAPL'), None, (line(10),), "malformed CSV",
+             bug="pandas says 'EOF inside string starting at row 11' (0-based); data.py only parses 'line N'"),
+    Rejected("empty_ticker", PRICES, cell(P, 3, "ticker", " "), "ticker", (line(3),), "empty ticker"),
+    # --- prices: dates
+    Rejected("impossible_date", PRICES, cell(P, 10, "date", "2014-02-30"), "date", (line(10),),
+             "unparsable date(s) ['2014-02-30']"),
+    Rejected("text_date", PRICES, cell(P, 11, "date", "yesterday"), "date", (line(11),),
+             "unparsable date(s) ['yesterday']"),
+    Rejected("mixed_date_formats", PRICES, frame(lambda s: with_cell(P(s), 10, "date", us_date(P(s).loc[10, "date"]))),
+             "date", (line(10),), "mixed date formats"),
+    Rejected("duplicate_ticker_date", PRICES, frame(lambda s: pd.concat([P(s), P(s).iloc[[20]]])),
+             "date", (line(20), line(60)), "duplicate (ticker, date)"),
+    # --- prices: values
+    Rejected("nan_price", PRICES, cell(P, 5, "close", "NaN"), "close", (line(5),), NOT_FINITE),
+    Rejected("empty_price_cell", PRICES, cell(P, 5, "open", ""), "open", (line(5),), NOT_FINITE),
+    Rejected("inf_price", PRICES, cell(P, 5, "high", "inf"), "high", (line(5),), NOT_FINITE),
+    Rejected("overflowing_price", PRICES, cell(P, 5, "high", "1e400"), "high", (line(5),), NOT_FINITE),
+    Rejected("negative_price", PRICES, cell(P, 5, "low", "-1.5"), "low", (line(5),), NOT_POSITIVE),
+    Rejected("zero_price", PRICES, cell(P, 5, "adj_close", "0"), "adj_close", (line(5),), NOT_POSITIVE),
+    Rejected("several_bad_rows", PRICES, cell(lambda s: with_cell(P(s), 5, "close", "NaN"), 9, "close", "x"),
+             "close", (line(5), line(9)), "not a finite number: ['NaN', 'x']"),
+    Rejected("nul_byte_in_price", PRICES, cell(P, 5, "close", "115.0\x0099"), "close", (line(5),), NOT_FINITE,
+             bug="accepted as 115.0: pandas' C parser ends a cell at a NUL byte and drops the rest"),
+    Rejected("high_below_low", PRICES, frame(lambda s: swap_high_low(P(s), 30)), "high", (line(30),),
+             "high is below low"),
+    Rejected("negative_volume", PRICES, cell(P, 40, "volume", "-100"), "volume", (line(40),), BAD_VOLUME),
+    Rejected("fractional_volume", PRICES, cell(P, 40, "volume", "100.5"), "volume", (line(40),), BAD_VOLUME),
+    Rejected("volume_beyond_int64", PRICES, cell(P, 40, "volume", "1e30"), "volume", (line(40),), "volume",
+             bug="accepted: the float 1e30 is cast to int64 and becomes -9223372036854775808"),
+    Rejected("open_above_high", PRICES, cell(P, 15, "open", "999.0"), "open", (line(15),), "open",
+             bug="accepted: only high < low is checked, so c_open > c_high reaches the features"),
+    # --- headlines
+    Rejected("headline_whitespace_only", HEADLINES, cell(H, 3, "headline", "  \t   "), "headline", (line(3),),
+             BLANK_HEADLINE),
+    Rejected("headline_control_chars_only", HEADLINES, cell(H, 3, "headline", "\x01\x02\x1f"), "headline", (line(3),),
+             BLANK_HEADLINE),
+    # Row 2's cell spans 3 lines, so row 6 starts 2 lines later than usual.
+    Rejected("headline_row_after_multiline_cell", HEADLINES,
+             frame(lambda s: with_cell(with_cell(H(s), 2, "headline", "one\ntwo\nthree"), 6, "headline", " ")),
+             "headline", (line(6) + 2,), BLANK_HEADLINE),
+    Rejected("headline_renamed_column", HEADLINES, frame(lambda s: H(s).rename(columns={"headline": "title"})),
+             "headline", (1,), "missing column"),
+    Rejected("headline_extra_column", HEADLINES, frame(lambda s: H(s).assign(url="http://x")), "url", (1,),
+             "unexpected column"),
+    Rejected("headline_unparsable_date", HEADLINES, cell(H, 7, "date", "2014-13-01"), "date", (line(7),),
+             "unparsable date(s) ['2014-13-01']"),
+    Rejected("headline_non_utf8", HEADLINES, in_line(H, 4, b"AAPL", b"AAPL\xff\xfe"), None, (line(4),),
+             "is not UTF-8 (byte 0xff"),
+    Rejected("headline_empty_file", HEADLINES, lambda s: b"", None, (), "file is empty"),
+]
+
+
+def load(path: Path):
+    """What the raw assets call for the AAPL partition."""
+    return load_prices([path], tickers=["AAPL"]) if path.name == PRICES else load_headlines([path], tickers=["AAPL"])
+
+
+def write_case(folder: Path, slices: Slices, file: str, content: bytes) -> Path:
+    """The broken file beside the clean other file, plus a config for the pipeline."""
+    files = {PRICES: csv_bytes(slices.prices), HEADLINES: csv_bytes(slices.headlines), file: content}
+    return write_data_folder(folder, files[PRICES], files[HEADLINES])
+
+
+def case_params(cases):
+    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else [])
+            for c in cases]
+
+
+@pytest.mark.parametrize("case", case_params(REJECTED))
+def test_rejected_input_names_file_row_and_column_and_writes_nothing(case, slices, tmp_path):
+    write_case(tmp_path, slices, case.file, case.make(slices))
+    path = tmp_path / case.file
+    before = snapshot(tmp_path)
+    with pytest.raises(DataValidationError) as err:
+        load(path)
+    e = err.value
+    assert (e.path, e.column, tuple(e.rows)) == (str(path), case.column, case.rows)
+    message = str(e)
+    assert message.startswith(f"{path}: ") and case.problem in message
+    if case.rows:
+        assert f"row{'s' if len(case.rows) > 1 else ''} {', '.join(map(str, case.rows))}" in message
+    if case.column:
+        assert f"column '{case.column}'" in message
+    assert snapshot(tmp_path) == before
+
+
+def test_corpus_is_large_and_varied():
+    assert len(REJECTED) + len(ACCEPTED) >= 25
+    assert {c.file for c in REJECTED} == {PRICES, HEADLINES}
+
+
+# ---------------------------------------------------------------------------------------------- accepted
+def _control_chars(s: Slices) -> bytes:
+    # Quote every cell: pandas leaves a cell with a bare \r unquoted (see the carriage-return test below).
+    broken = with_cell(H(s), 3, "headline", "Apple\x01unveils\x07 the\x1b[1m iPhone\r6\x7f")
+    return csv_bytes(broken, quoting=csv.QUOTE_ALL)
+
+
+def unquoted(headlines: pd.DataFrame) -> pd.DataFrame:
+    """Headlines without commas or quotes, so that no cell of the file is quoted."""
+    return headlines.assign(headline=headlines["headline"].str.replace(r'[,"]', "", regex=True))
+
+
+ONE_MB = ("Apple unveils a larger iPhone. " * 40_000)[:1_000_000]
+
+
+@dataclass(frozen=True)
+class Accepted:
+    id: str
+    file: str
+    make: Callable[[Slices], bytes]
+    expected: Callable[[Slices], pd.DataFrame]  # what the clean slice, edited by hand, loads to
+    bug: str = ""
+
+
+def _clean_load(file: str, df: pd.DataFrame, tmp: Path) -> pd.DataFrame:
+    path = tmp / f"clean_{file}"
+    path.write_bytes(csv_bytes(df))
+    return load_prices([path]) if file == PRICES else load_headlines([path])
+
+
+ACCEPTED = [
+    Accepted("utf8_bom", PRICES, lambda s: b"\xef\xbb\xbf" + csv_bytes(P(s)), P),
+    Accepted("crlf_line_endings", PRICES, frame(P, newline="\r\n"), P),
+    Accepted("dates_out_of_order", PRICES, frame(lambda s: P(s).sample(frac=1, random_state=0)), P),
+    Accepted("headlines_out_of_order", HEADLINES,
+             frame(lambda s: H(s).sort_values("date", ascending=False, kind="stable")), H),
+    Accepted("headline_bom", HEADLINES, lambda s: b"\xef\xbb\xbf" + csv_bytes(H(s)), H),
+    # Control characters become spaces, then the text is stripped.
+    Accepted("headline_control_chars", HEADLINES, _control_chars,
+             lambda s: with_cell(H(s), 3, "headline", "Apple unveils  the [1m iPhone 6")),
+    Accepted("headline_1mb", HEADLINES, cell(H, 3, "headline", ONE_MB),
+             lambda s: with_cell(H(s), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS]),
+             bug="csv.Error 'field larger than field limit (131072)': data._record_line_numbers re-reads files "
+                 "that contain a quote with csv.reader, whose default field limit is 128 KiB"),
+    Accepted("headline_1mb_file_without_quotes", HEADLINES, cell(lambda s: unquoted(H(s)), 3, "headline", ONE_MB),
+             lambda s: with_cell(unquoted(H(s)), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS])),
+    Accepted("headline_nul_byte", HEADLINES, cell(H, 3, "headline", "Apple\x00unveils iPads"),
+             lambda s: with_cell(H(s), 3, "headline", "Apple unveils iPads"),
+             bug="loads as 'Apple': pandas' C parser ends a cell at a NUL byte, the rest never reaches the cleaning"),
+]
+
+
+@pytest.mark.parametrize("case", case_params(ACCEPTED))
+def test_accepted_input_loads_like_the_clean_slice(case, slices, tmp_path):
+    path = tmp_path / case.file
+    path.write_bytes(case.make(slices))
+    got = load(path)
+    expected = _clean_load(case.file, case.expected(slices), tmp_path)
+    pd.testing.assert_frame_equal(got, expected)
+    assert got["date"].is_monotonic_increasing
+
+
+def test_long_headline_is_cut_to_the_limit(slices, tmp_path):
+    path = tmp_path / HEADLINES
+    path.write_bytes(csv_bytes(with_cell(unquoted(H(slices)), 3, "headline", ONE_MB)))
+    assert b'"' not in path.read_bytes()
+    got = load(path)
+    lengths = got["headline"].str.len()
+    assert lengths.max() == MAX_HEADLINE_CHARS == 4000
+    assert (got["headline"] == ONE_MB[:4000]).sum() == 1
+
+
+def test_headlines_of_a_ticker_without_prices_are_ignored_and_its_partition_fails(slices, tmp_path):
+    stray = H(slices).iloc[:5].assign(ticker="ZZZZ")
+    write_case(tmp_path, slices, HEADLINES, csv_bytes(pd.concat([H(slices), stray])))
+    prices = load(tmp_path / PRICES)
+    all_headlines = load_headlines([tmp_path / HEADLINES])
+    assert (all_headlines["ticker"] == "ZZZZ").sum() == 5
+    # The AAPL partition sees exactly the clean AAPL headlines; daily_news only covers tickers with prices.
+    clean = _clean_load(HEADLINES, H(slices), tmp_path)
+    pd.testing.assert_frame_equal(load(tmp_path / HEADLINES), clean)
+    news = daily_news(all_headlines, prices)
+    assert set(news["ticker"]) == {"AAPL"} and len(news) == len(prices) == 60
+    # The ZZZZ partition has no prices: one clear error naming the file and the column.
+    with pytest.raises(DataValidationError) as err:
+        load_prices([tmp_path / PRICES], tickers=["ZZZZ"])
+    assert err.value.column == "ticker" and "no price rows for ticker(s) ['ZZZZ']" in str(err.value)
+    assert str(tmp_path / PRICES) in str(err.value)
+
+
+@pytest.mark.xfail(strict=True, raises=csv.Error,
+                   reason="data._record_line_numbers re-reads the text with csv.reader, which raises csv.Error "
+                          "('new-line character seen in unquoted field') on a bare \\r outside quotes")
+def test_bare_carriage_return_in_an_unquoted_headline_is_a_validation_error(slices, tmp_path):
+    path = tmp_path / HEADLINES
+    broken = with_cell(H(slices), 3, "headline", "Apple\rPay")  # pandas writes this cell unquoted
+    content = csv_bytes(broken)
+    assert b"AAPL,Apple\rPay," in content and b'"' in content  # other cells are quoted: line numbers get counted
+    path.write_bytes(content)
+    with pytest.raises(DataValidationError) as err:
+        load(path)
+    assert str(path) in str(err.value) and "row" in str(err.value)
+
+
+# ---------------------------------------------------------------------------------------------- later stages
+def test_too_few_days_for_a_window_is_an_error_not_an_empty_table(slices, tmp_path):
+    path = tmp_path / PRICES
+    path.write_bytes(csv_bytes(P(slices).iloc[:34]))  # one day short of a complete window with a target
+    prices = load(path)
+    with pytest.raises(ValueError, match="no ticker has the 35 trading days a complete window needs"):
+        build_features(prices)
+    path.write_bytes(csv_bytes(P(slices).iloc[:35]))
+    assert len(build_features(load(path))) == 1
+
+
+def test_split_without_test_rows_is_reported(slices, tmp_path):
+    config_file = write_case(tmp_path, slices, PRICES, csv_bytes(P(slices)))
+    split = {"test_start": "2015-06-01", "test_end": "2015-12-31"}  # after the slice's last day
+    cfg = PipelineConfig.from_yaml(config_file, split=split)
+    features = build_features(load(tmp_path / PRICES), cfg.split)
+    assert split_order_problems(features) == ["no test rows"]
+    assert split_order_problems(build_features(load(tmp_path / PRICES))) == []  # the paper split has all three
+
+
+@pytest.mark.parametrize("split, message", [
+    ({"train_start": "2014-12-02", "train_end": "2006-12-07"}, "train_end 2006-12-07 is before train_start 2014-12-02"),
+    ({"test_start": "2015-01-05", "test_end": "2014-12-31"}, "test_end 2014-12-31 is before test_start 2015-01-05"),
+    ({"train_end": "2014-12-02", "test_start": "2014-11-03"},
+     "test_start 2014-11-03 must come after train_end 2014-12-02"),
+])
+def test_config_with_end_before_start_is_rejected(tmp_path, split, message):
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"split": split}), encoding="utf-8")
+    with pytest.raises(pydantic.ValidationError) as err:
+        PipelineConfig.from_yaml(path)
+    assert err.value.error_count() == 1 and message in str(err.value)
+
+
+def test_unknown_router_backend_is_a_config_error():
+    from llmoe_pipeline.defs.resources import LLMRouterResource
+
+    with pytest.raises(pydantic.ValidationError) as err:
+        LLMRouterResource(backend="x")
+    assert err.value.error_count() == 1 and err.value.errors()[0]["loc"] == ("backend",)
+    assert "Input should be 'vllm', 'transformers' or 'openai'" in str(err.value)
+    assert LLMRouterResource(backend="transformers").backend == "transformers"
+
+
+@pytest.mark.parametrize("kind", ["absolute_path", "relative_path", "folder_without_config"])
+def test_model_path_that_does_not_exist_is_one_clear_error(kind, tmp_path, home):
+    from llmoe_pipeline.router.model import ModelNotFoundError, model_id_of, resolve_model
+
+    # A relative path looks like a Hugging Face id: it is looked up in the local cache only, never downloaded.
+    name = {"absolute_path": str(tmp_path / "no-such-model"), "relative_path": "no-such-dir/no-such-model",
+            "folder_without_config": str(tmp_path)}[kind]
+    expected = "has no config.json" if kind == "folder_without_config" else "is not available locally"
+    with pytest.raises(ModelNotFoundError) as err:
+        resolve_model(name, home=home)
+    assert name in str(err.value) and expected in str(err.value)
+    if kind != "folder_without_config":
+        with pytest.raises(ModelNotFoundError, match="Nothing is downloaded"):
+            model_id_of(name)
+    assert snapshot(home) == {}
+
+
+# ---------------------------------------------------------------------------------------------- through Dagster
+@pytest.fixture(scope="module")
+def good_home(slices, tmp_path_factory):
+    """A home holding assets materialized from the clean slice: later bad runs must leave it untouched."""
+    folder = tmp_path_factory.mktemp("good")
+    config_file = write_case(folder / "data", slices, PRICES, csv_bytes(slices.prices))
+    with pytest.MonkeyPatch.context() as mp:
+        result = materialize_pipeline(folder / "home", config_file, mp)
+    assert result.success, step_failure_text(result)
+    return folder / "home"
+
+
+def _home_copy(good_home: Path, tmp_path: Path) -> Path:
+    home = tmp_path / "home"
+    shutil.copytree(good_home, home)
+    return home
+
+
+def test_good_home_holds_the_three_assets(good_home):
+    assert set(snapshot(good_home)) == {"assets/raw_prices/AAPL.parquet", "assets/raw_headlines/AAPL.parquet",
+                                        "assets/feature_windows/AAPL.parquet"}
+    assert len(pd.read_parquet(good_home / "assets/feature_windows/AAPL.parquet")) == 60 - 34
+
+
+BY_ID = {c.id: c for c in REJECTED}
+DAGSTER_CASES = {"nan_price": "raw_prices", "missing_column": "raw_prices", "non_utf8_bytes": "raw_prices",
+                 "headline_whitespace_only": "raw_headlines", "headline_non_utf8": "raw_headlines"}
+
+
+@pytest.mark.parametrize("case_id", list(DAGSTER_CASES))
+def test_rejected_input_through_dagster_changes_no_stored_asset(case_id, slices, good_home, tmp_path, monkeypatch):
+    case, failing_step = BY_ID[case_id], DAGSTER_CASES[case_id]
+    home = _home_copy(good_home, tmp_path)
+    before = snapshot(home)
+    config_file = write_case(tmp_path / "data", slices, case.file, case.make(slices))
+    result = materialize_pipeline(home, config_file, monkeypatch)
+    assert not result.success
+    failures = step_failure_text(result)
+    assert set(failures) == {failing_step}
+    path = tmp_path / "data" / case.file
+    assert "DataValidationError" in failures[failing_step] and f"{path}: " in failures[failing_step]
+    assert case.problem in failures[failing_step]
+    if case.column:
+        assert f"column '{case.column}'" in failures[failing_step]
+    # Still-valid assets may be rewritten with identical bytes; nothing may be new or different.
+    assert snapshot(home) == before
+
+
+def test_config_error_through_dagster_changes_no_stored_asset(slices, good_home, tmp_path, monkeypatch):
+    home = _home_copy(good_home, tmp_path)
+    before = snapshot(home)
+    config_file = write_case(tmp_path / "data", slices, PRICES, csv_bytes(slices.prices))
+    config = yaml.safe_load(config_file.read_text())
+    config["split"] = {"train_start": "2014-12-02", "train_end": "2006-12-07"}
+    config_file.write_text(yaml.safe_dump(config))
+    result = materialize_pipeline(home, config_file, monkeypatch)
+    failures = step_failure_text(result)
+    assert not result.success and set(failures) == {"raw_prices", "raw_headlines"}
+    assert all("train_end 2006-12-07 is before train_start 2014-12-02" in text for text in failures.values())
+    assert snapshot(home) == before
+
+
+def _blocking_case(name: str, slices: Slices, folder: Path) -> Path:
+    if name == "too_few_days":
+        return write_case(folder, slices, PRICES, csv_bytes(P(slices).iloc[:30]))
+    config_file = write_case(folder, slices, PRICES, csv_bytes(P(slices)))
+    config = yaml.safe_load(config_file.read_text())
+    config["split"] = {"test_start": "2015-06-01", "test_end": "2015-12-31"}
+    config_file.write_text(yaml.safe_dump(config))
+    return config_file
+
+
+# case: (failing check, failing step, assets Dagster records as materialized: the checked asset itself is)
+# The asset whose blocking check fails is not materialized: it fails before its value is stored.
+BLOCKING = {"too_few_days": ("enough_clean_days", "raw_prices", {"raw_headlines"}),
+            "no_test_rows": ("split_order", "feature_windows", {"raw_prices", "raw_headlines"})}
+
+
+@pytest.mark.parametrize("name", list(BLOCKING))
+def test_blocking_check_fails_the_run_and_stops_downstream(name, slices, good_home, tmp_path, monkeypatch):
+    check, step, materialized = BLOCKING[name]
+    home = _home_copy(good_home, tmp_path)
+    result = materialize_pipeline(home, _blocking_case(name, slices, tmp_path / "data"), monkeypatch)
+    assert not result.success and failed_checks(result) == {check}
+    assert set(step_failure_text(result)) == {step}
+    assert materialized_assets(result) == materialized  # too_few_days: feature_windows never ran
+
+
+@pytest.mark.parametrize("name", list(BLOCKING))
+def test_blocking_check_failure_leaves_the_stored_asset_unchanged(name, slices, good_home, tmp_path, monkeypatch):
+    home = _home_copy(good_home, tmp_path)
+    before = snapshot(home)
+    materialize_pipeline(home, _blocking_case(name, slices, tmp_path / "data"), monkeypatch)
+    assert snapshot(home) == before
