@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.config import SplitConfig
+from llmoe_pipeline.data import PRICE_FIELDS
 
 MA_WINDOWS = (5, 10, 15, 20, 25, 30)
 FEATURE_NAMES = ["c_open", "c_high", "c_low", "n_close", "n_adj_close"] + [f"ma_{k}" for k in MA_WINDOWS]
@@ -27,8 +28,24 @@ def window_columns(window: int = DEFAULT_WINDOW) -> list[str]:
     return [f"{name}_lag{lag}" for lag in range(window - 1, -1, -1) for name in FEATURE_NAMES]
 
 
+def _check_positive_prices(prices: pd.DataFrame) -> None:
+    """Ratios of zero, negative or NaN prices are garbage (inf, sign flips), not features: refuse them.
+
+    `load_prices` already rejects such rows; this guards frames built by other means.
+    """
+    for col in PRICE_FIELDS:
+        values = prices[col].to_numpy(dtype=float)
+        bad = ~(np.isfinite(values) & (values > 0))
+        if bad.any():
+            first = prices.loc[bad].iloc[0]
+            day = pd.Timestamp(first["date"]).date()
+            raise ValueError(f"prices: {col} must be a finite positive number, got {first[col]} for "
+                             f"{first['ticker']} on {day} ({int(bad.sum())} such row(s))")
+
+
 def daily_features(prices: pd.DataFrame) -> pd.DataFrame:
     """The 11 features per (ticker, date); NaN where history is too short. Input: `load_prices` output."""
+    _check_positive_prices(prices)
     frames = []
     for _, g in prices.sort_values(["ticker", "date"]).groupby("ticker", sort=True):
         close, adj = g["close"], g["adj_close"]

@@ -22,10 +22,21 @@ def default_data_dir() -> Path:
     return Path(env).expanduser().resolve() if env else (REPO_ROOT.parent / "shared" / "data").resolve()
 
 
-def resolve_under_home(relative: str | os.PathLike, home: Path | None = None) -> Path:
-    """Resolve a write path from config; refuse anything that escapes the home folder."""
-    base = (home or llmoe_home()).resolve()
+def resolve_inside(base: str | os.PathLike, relative: str | os.PathLike, what: str) -> Path:
+    """Resolve a write path against `base` (an absolute path is taken as is), symlinks included.
+
+    Refuses anything not strictly inside `base`: a path that escapes it, and `base` itself (a folder is
+    never a file to write, and replacing it would clobber everything under it).
+    """
+    base = Path(base).resolve()
     candidate = (base / relative).resolve()
-    if candidate != base and base not in candidate.parents:
-        raise ValueError(f"write path {str(relative)!r} escapes the LLMOE home folder {base}")
+    if candidate == base:
+        raise ValueError(f"write path {str(relative)!r} is {what} {base} itself, not a path inside it")
+    if base not in candidate.parents:
+        raise ValueError(f"write path {str(relative)!r} escapes {what} {base}")
     return candidate
+
+
+def resolve_under_home(relative: str | os.PathLike, home: Path | None = None) -> Path:
+    """Resolve a write path from config; refuse anything that escapes the home folder, or is the home itself."""
+    return resolve_inside(home or llmoe_home(), relative, "the LLMOE home folder")

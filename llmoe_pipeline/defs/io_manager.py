@@ -2,6 +2,7 @@
 
 One file per asset partition, written to a temp path and renamed, so a killed run never leaves a
 half-written asset behind. Layout: <base_dir>/<asset key path>/<partition or __all__>.<parquet|pkl>.
+Every path is checked to stay inside its base (partition keys come from config and data files).
 """
 
 from __future__ import annotations
@@ -14,21 +15,26 @@ import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.io import atomic_path, write_parquet_atomic
-from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.paths import resolve_inside, resolve_under_home
 
 
 def asset_file(base_dir: str | Path, key_path: list[str], partition: str | None, kind: str) -> Path:
+    """The file of one asset partition; a key or partition that would leave `base_dir` ('../x', '/x') is refused."""
     name = (partition or "__all__").replace("|", "__")
-    return Path(base_dir).joinpath(*key_path) / f"{name}.{kind}"
+    return resolve_inside(base_dir, Path(*key_path, f"{name}.{kind}"), "the assets folder")
 
 
 class LocalAssetIOManager(dg.ConfigurableIOManager):
-    """Parquet for DataFrames, pickle for models; under `<LLMOE_HOME>/assets` by default."""
+    """Parquet for DataFrames, pickle for models; under `<LLMOE_HOME>/assets` by default.
+
+    `base_dir` is relative to the LLMOE home (an absolute path must lie inside it): the pipeline writes
+    nowhere else.
+    """
 
     base_dir: str = ""
 
     def _base(self) -> Path:
-        return Path(self.base_dir) if self.base_dir else llmoe_home() / "assets"
+        return resolve_under_home(self.base_dir or "assets")
 
     def handle_output(self, context: dg.OutputContext, obj: Any) -> None:
         partition = context.partition_key if context.has_partition_key else None

@@ -44,15 +44,11 @@ class LLMRouterResource(dg.ConfigurableResource):
     seed: int = 0
 
     def backend_factory(self):
-        """A zero-argument callable that builds the backend (so fully cached runs never load the model)."""
-        from llmoe_pipeline.router.backends import make_backend
+        """The backend, not built yet: its model id is known (for the cache key) without loading the model,
+        so a fully cached run never loads it; calling it builds the backend."""
+        from llmoe_pipeline.router.backends import BackendSpec
 
-        settings = self.model_dump(exclude={"backend", "model", "batch_size"})
-
-        def factory():
-            return make_backend(self.backend, self.model, **settings)
-
-        return factory
+        return BackendSpec(self.backend, self.model, **self.model_dump(exclude={"backend", "model", "batch_size"}))
 
     def cache(self):
         from llmoe_pipeline.router.cache import LabelCache

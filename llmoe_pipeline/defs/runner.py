@@ -29,6 +29,7 @@ def run_pipeline(router_backend: Optional[str] = None, n_seeds: Optional[int] = 
     from llmoe_pipeline.report import format_table, summarize
 
     os.environ[PROGRESS_ENV] = "1"
+    os.environ.setdefault("VLLM_LOGGING_LEVEL", "ERROR")  # vLLM's per-batch INFO/WARNING lines drown the progress
     resources = build_resources(config_file_from_env(), n_seeds=n_seeds, router_backend=router_backend)
     instance = dg.DagsterInstance.get()
     started = time.time()

@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.data import TICKER_PATTERN
 
 
 def config_file_from_env() -> str | None:
@@ -45,14 +46,20 @@ def available_tickers(cfg: PipelineConfig) -> list[str]:
 
 
 def resolve_tickers(spec: str | list[str] | None, cfg: PipelineConfig) -> list[str]:
-    """'all' → every ticker in the data; 'AAPL,MSFT' → that list; None → the config's tickers."""
+    """'all' → every ticker in the data; 'AAPL,MSFT' → that list; None → the config's tickers.
+
+    Every ticker must match `data.TICKER_PATTERN`: tickers become partition keys, hence file names.
+    """
     if spec is None or spec == []:
-        return list(cfg.data.tickers)
-    if isinstance(spec, str):
-        if spec.strip().lower() == "all":
-            return available_tickers(cfg)
-        spec = [t for t in spec.split(",")]
-    tickers = [t.strip().upper() for t in spec if t.strip()]
-    if not tickers:
-        raise ValueError("no tickers given")
+        tickers = list(cfg.data.tickers)
+    elif isinstance(spec, str) and spec.strip().lower() == "all":
+        tickers = available_tickers(cfg)
+    else:
+        tickers = [t.strip().upper() for t in (spec.split(",") if isinstance(spec, str) else spec) if t.strip()]
+        if not tickers:
+            raise ValueError("no tickers given")
+    bad = [t for t in tickers if not TICKER_PATTERN.fullmatch(t)]
+    if bad:
+        raise ValueError(f"invalid ticker(s) {bad}: a ticker is letters, digits, '.', '_' or '-', "
+                         "starting with a letter or digit")
     return tickers

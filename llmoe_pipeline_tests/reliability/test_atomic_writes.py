@@ -10,6 +10,7 @@ import select
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ import pytest
 import yaml
 
 from llmoe_pipeline.defs.io_manager import load_asset_value
+from llmoe_pipeline.io import STALE_TEMP_SECONDS, write_bytes_atomic
 from llmoe_pipeline_tests.reliability import kill_target
 from llmoe_pipeline_tests.reliability.kill_target import ASSETS, versioned_frame, write_versions
 
@@ -67,6 +69,31 @@ def test_the_completeness_check_catches_a_torn_file(tmp_path):
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # what a non-atomic writer leaves when killed
     with pytest.raises(pyarrow.ArrowInvalid):
         version_of_complete_file(path)
+
+
+def test_next_write_removes_stale_temp_files_of_that_file_only(tmp_path):
+    target = tmp_path / "asset_0.parquet"
+    hour_ago = time.time() - 3600
+    names = {
+        "stale": ".asset_0.parquet.k1ll3d_0.tmp",  # left by a writer killed an hour ago
+        "fresh": ".asset_0.parquet.writing.tmp",  # a concurrent writer's, a minute old: must survive
+        "other_file": ".asset_1.parquet.k1ll3d_1.tmp",  # another asset's: not this write's business
+        "sibling": ".asset_0.parquet.bak.k1ll3d_2.tmp",  # 'asset_0.parquet.bak' is another file too
+        "not_temp": ".asset_0.parquet.k1ll3d_3.keep",
+    }
+    for key, name in names.items():
+        (tmp_path / name).write_bytes(b"partial")
+        age = time.time() - 60 if key == "fresh" else hour_ago
+        os.utime(tmp_path / name, (age, age))
+    write_bytes_atomic(b"new", target)
+    assert target.read_bytes() == b"new"
+    survivors = [name for key, name in names.items() if key != "stale"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted([target.name, *survivors])
+    # Just under the age limit a temp file may still be written: it survives too.
+    almost = time.time() - STALE_TEMP_SECONDS + 30
+    os.utime(tmp_path / names["fresh"], (almost, almost))
+    write_bytes_atomic(b"newer", target)
+    assert (tmp_path / names["fresh"]).exists() and target.read_bytes() == b"newer"
 
 
 def test_sigkilled_parquet_writer_leaves_only_complete_files_and_the_next_run_matches(tmp_path):

@@ -1,7 +1,7 @@
 """A corpus of malformed inputs, each made by breaking a 60-day slice of the real reference files.
 
 Rejected inputs raise ONE `DataValidationError` naming the file, the row (header = row 1) and the
-column, and write nothing; accepted inputs (data.py's documented choices: BOM, any row order, control
+column, and write nothing; accepted inputs (data.py's documented choices: BOM, any row order, NUL bytes, control
 characters, over-long headlines) load to what the clean slice gives. A few representative cases also
 run through Dagster into a throwaway LLMOE home, which must be left exactly as it was.
 """
@@ -91,6 +91,15 @@ def in_line(table: Callable[[Slices], pd.DataFrame], i: int, old: bytes, new: by
     return lambda s: replace_in_line(csv_bytes(table(s)), i, old, new)
 
 
+def with_close_above_high(s: Slices, relative: float) -> pd.DataFrame:
+    """The slice with row 17's close set `relative` above its high."""
+    return with_cell(P(s), 17, "close", repr(float(P(s).loc[17, "high"]) * (1 + relative)))
+
+
+def close_above_high(relative: float) -> Callable[[Slices], bytes]:
+    return lambda s: csv_bytes(with_close_above_high(s, relative))
+
+
 NOT_FINITE, NOT_POSITIVE, BAD_VOLUME = "not a finite number", "price must be positive", "non-negative integer"
 BLANK_HEADLINE, NO_COMMA = "headline is empty or only whitespace", "is the delimiter a comma?"
 
@@ -109,9 +118,15 @@ REJECTED = [
              "is not UTF-8 (byte 0xe9"),
     Rejected("ragged_row", PRICES, in_line(P, 10, b"AAPL", b"AAPL,1"), None, (line(10),),
              "Expected 8 fields in line 12, saw 9"),
-    Rejected("unclosed_quote", PRICES, in_line(P, 10, b"AAPL", b'"AAPL'), None, (line(10),), "malformed CSV",
-             bug="pandas says 'EOF inside string starting at row 11' (0-based); data.py only parses 'line N'"),
+    # pandas says 'EOF inside string starting at row 11' (0-based, header = 0): data.py adds one.
+    Rejected("unclosed_quote", PRICES, in_line(P, 10, b"AAPL", b'"AAPL'), None, (line(10),),
+             "EOF inside string starting at row 11"),
     Rejected("empty_ticker", PRICES, cell(P, 3, "ticker", " "), "ticker", (line(3),), "empty ticker"),
+    # Tickers become file names (asset partitions): a path must never pass as one.
+    Rejected("ticker_with_path", PRICES, cell(P, 3, "ticker", "../../ESCAPED"), "ticker", (line(3),),
+             "invalid ticker(s) ['../../ESCAPED']"),
+    Rejected("ticker_absolute_path", PRICES, cell(P, 7, "ticker", "/tmp/x"), "ticker", (line(7),),
+             "invalid ticker(s) ['/tmp/x']"),
     # --- prices: dates
     Rejected("impossible_date", PRICES, cell(P, 10, "date", "2014-02-30"), "date", (line(10),),
              "unparsable date(s) ['2014-02-30']"),
@@ -130,16 +145,24 @@ REJECTED = [
     Rejected("zero_price", PRICES, cell(P, 5, "adj_close", "0"), "adj_close", (line(5),), NOT_POSITIVE),
     Rejected("several_bad_rows", PRICES, cell(lambda s: with_cell(P(s), 5, "close", "NaN"), 9, "close", "x"),
              "close", (line(5), line(9)), "not a finite number: ['NaN', 'x']"),
-    Rejected("nul_byte_in_price", PRICES, cell(P, 5, "close", "115.0\x0099"), "close", (line(5),), NOT_FINITE,
-             bug="accepted as 115.0: pandas' C parser ends a cell at a NUL byte and drops the rest"),
+    # data.py turns NUL into a space before pandas parses (its C parser would end the cell at the NUL).
+    Rejected("nul_byte_in_price", PRICES, cell(P, 5, "close", "115.0\x0099"), "close", (line(5),),
+             "not a finite number: ['115.0 99']"),
     Rejected("high_below_low", PRICES, frame(lambda s: swap_high_low(P(s), 30)), "high", (line(30),),
              "high is below low"),
     Rejected("negative_volume", PRICES, cell(P, 40, "volume", "-100"), "volume", (line(40),), BAD_VOLUME),
     Rejected("fractional_volume", PRICES, cell(P, 40, "volume", "100.5"), "volume", (line(40),), BAD_VOLUME),
-    Rejected("volume_beyond_int64", PRICES, cell(P, 40, "volume", "1e30"), "volume", (line(40),), "volume",
-             bug="accepted: the float 1e30 is cast to int64 and becomes -9223372036854775808"),
-    Rejected("open_above_high", PRICES, cell(P, 15, "open", "999.0"), "open", (line(15),), "open",
-             bug="accepted: only high < low is checked, so c_open > c_high reaches the features"),
+    Rejected("volume_beyond_int64", PRICES, cell(P, 40, "volume", "1e30"), "volume", (line(40),),
+             "volume does not fit int64 (must be below 2**63), got [1e+30]"),
+    Rejected("volume_2_pow_63", PRICES, cell(P, 40, "volume", str(2**63)), "volume", (line(40),),
+             "volume does not fit int64"),
+    Rejected("open_above_high", PRICES, cell(P, 15, "open", "999.0"), "open", (line(15),),
+             "open is outside [low, high], e.g. open 999.0"),
+    Rejected("close_below_low", PRICES, cell(P, 16, "close", "1.5"), "close", (line(16),),
+             "close is outside [low, high], e.g. close 1.5"),
+    # Just beyond the 1e-6 relative tolerance (the clean slice's close sits inside [low, high]).
+    Rejected("close_just_above_high", PRICES, close_above_high(2e-6), "close", (line(17),),
+             "close is outside [low, high]"),
     # --- headlines
     Rejected("headline_whitespace_only", HEADLINES, cell(H, 3, "headline", "  \t   "), "headline", (line(3),),
              BLANK_HEADLINE),
@@ -158,6 +181,9 @@ REJECTED = [
     Rejected("headline_non_utf8", HEADLINES, in_line(H, 4, b"AAPL", b"AAPL\xff\xfe"), None, (line(4),),
              "is not UTF-8 (byte 0xff"),
     Rejected("headline_empty_file", HEADLINES, lambda s: b"", None, (), "file is empty"),
+    Rejected("headline_empty_ticker", HEADLINES, cell(H, 5, "ticker", "  "), "ticker", (line(5),), "empty ticker"),
+    Rejected("headline_ticker_with_path", HEADLINES, cell(H, 5, "ticker", "AAPL/../../x"), "ticker", (line(5),),
+             "invalid ticker(s) ['AAPL/../../x']"),
 ]
 
 
@@ -236,19 +262,19 @@ ACCEPTED = [
     Accepted("dates_out_of_order", PRICES, frame(lambda s: P(s).sample(frac=1, random_state=0)), P),
     Accepted("headlines_out_of_order", HEADLINES,
              frame(lambda s: H(s).sort_values("date", ascending=False, kind="stable")), H),
+    # Within the 1e-6 relative tolerance: vendors round open/high/low/close independently.
+    Accepted("close_within_rounding_of_high", PRICES, close_above_high(5e-7),
+             lambda s: with_close_above_high(s, 5e-7)),
     Accepted("headline_bom", HEADLINES, lambda s: b"\xef\xbb\xbf" + csv_bytes(H(s)), H),
     # Control characters become spaces, then the text is stripped.
     Accepted("headline_control_chars", HEADLINES, _control_chars,
              lambda s: with_cell(H(s), 3, "headline", "Apple unveils  the [1m iPhone 6")),
     Accepted("headline_1mb", HEADLINES, cell(H, 3, "headline", ONE_MB),
-             lambda s: with_cell(H(s), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS]),
-             bug="csv.Error 'field larger than field limit (131072)': data._record_line_numbers re-reads files "
-                 "that contain a quote with csv.reader, whose default field limit is 128 KiB"),
+             lambda s: with_cell(H(s), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS])),
     Accepted("headline_1mb_file_without_quotes", HEADLINES, cell(lambda s: unquoted(H(s)), 3, "headline", ONE_MB),
              lambda s: with_cell(unquoted(H(s)), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS])),
     Accepted("headline_nul_byte", HEADLINES, cell(H, 3, "headline", "Apple\x00unveils iPads"),
-             lambda s: with_cell(H(s), 3, "headline", "Apple unveils iPads"),
-             bug="loads as 'Apple': pandas' C parser ends a cell at a NUL byte, the rest never reaches the cleaning"),
+             lambda s: with_cell(H(s), 3, "headline", "Apple unveils iPads")),
 ]
 
 
@@ -290,9 +316,6 @@ def test_headlines_of_a_ticker_without_prices_are_ignored_and_its_partition_fail
     assert str(tmp_path / PRICES) in str(err.value)
 
 
-@pytest.mark.xfail(strict=True, raises=csv.Error,
-                   reason="data._record_line_numbers re-reads the text with csv.reader, which raises csv.Error "
-                          "('new-line character seen in unquoted field') on a bare \\r outside quotes")
 def test_bare_carriage_return_in_an_unquoted_headline_is_a_validation_error(slices, tmp_path):
     path = tmp_path / HEADLINES
     broken = with_cell(H(slices), 3, "headline", "Apple\rPay")  # pandas writes this cell unquoted
@@ -302,6 +325,19 @@ def test_bare_carriage_return_in_an_unquoted_headline_is_a_validation_error(slic
     with pytest.raises(DataValidationError) as err:
         load(path)
     assert str(path) in str(err.value) and "row" in str(err.value)
+    # A bare \r ends a line for pandas as for a text editor: 'Pay' starts a record of its own, on line 6.
+    assert (err.value.column, err.value.rows) == ("date", [line(3) + 1])
+    assert "unparsable date(s) ['Pay']" in str(err.value)
+
+
+def test_blank_lines_in_a_file_with_quotes_do_not_shift_row_numbers(tmp_path):
+    """pandas skips blank and whitespace-only lines; the line counter (csv.reader) must not count them as rows."""
+    path = tmp_path / HEADLINES
+    path.write_text('date,ticker,headline\n2014-01-02,AAPL,"one\ntwo"\n\n  \n2014-01-03,AAPL, \n', encoding="utf-8")
+    with pytest.raises(DataValidationError) as err:
+        load_headlines([path])
+    # Lines: 1 header, 2-3 the two-line cell, 4 blank, 5 spaces only, 6 the blank headline.
+    assert (err.value.column, err.value.rows) == ("headline", [6])
 
 
 # ---------------------------------------------------------------------------------------------- later stages

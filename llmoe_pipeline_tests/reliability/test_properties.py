@@ -131,14 +131,13 @@ def test_invalid_price_anywhere_is_an_error_naming_its_row_and_column_not_garbag
     assert (err.value.column, err.value.rows) == (column, [row + 2])
 
 
-@pytest.mark.filterwarnings("ignore:divide by zero:RuntimeWarning")
-@pytest.mark.xfail(strict=True, reason="build_features trusts its input: non-positive prices that bypass load_prices "
-                                       "give garbage (negative ratios, inf) instead of an error")
-@pytest.mark.parametrize("value", [0.0, -5.0])
-def test_build_features_rejects_non_positive_prices_given_directly(aapl_prices, value):
+@pytest.mark.parametrize("column", ["open", "adj_close"])
+@pytest.mark.parametrize("value", [0.0, -5.0, np.nan, np.inf])
+def test_build_features_rejects_non_positive_prices_given_directly(aapl_prices, value, column):
     prices = aapl_prices.iloc[:60].copy()
-    prices.loc[40, "adj_close"] = value
-    with pytest.raises(ValueError):
+    prices.loc[40, column] = value
+    day = prices.loc[40, "date"].date()
+    with pytest.raises(ValueError, match=f"{column} must be a finite positive number, got {value} for AAPL on {day}"):
         build_features(prices)
 
 
@@ -174,13 +173,16 @@ def under(path: Path, base: Path) -> bool:
 @PROPERTY
 @given(RELATIVE)
 def test_relative_write_path_stays_under_home_or_is_refused(homes, relative):
+    norm = posixpath.normpath(relative)
     if escapes(relative):
         with pytest.raises(ValueError, match="escapes the LLMOE home folder"):
             resolve_under_home(relative, home=homes)
+    elif norm == ".":  # the home itself is no file to write
+        with pytest.raises(ValueError, match="is the LLMOE home folder .* itself"):
+            resolve_under_home(relative, home=homes)
     else:
         got = resolve_under_home(relative, home=homes)
-        norm = posixpath.normpath(relative)
-        assert got == (homes if norm == "." else homes / norm)
+        assert got == homes / norm
         # The same path through a symlinked home resolves to the same place.
         assert resolve_under_home(relative, home=homes.parent / "home_alias") == got
 
@@ -190,9 +192,12 @@ def test_relative_write_path_stays_under_home_or_is_refused(homes, relative):
 def test_absolute_write_path_is_allowed_only_inside_home(homes, relative, prefix):
     base = {"OUTSIDE": str(homes.parent / "outside"), "HOME": str(homes)}.get(prefix, prefix)
     absolute = posixpath.join(base, relative)
-    inside = under(Path(posixpath.normpath(absolute)), homes)
-    if inside:
-        assert resolve_under_home(absolute, home=homes) == Path(posixpath.normpath(absolute))
+    normalized = Path(posixpath.normpath(absolute))
+    if normalized == homes:
+        with pytest.raises(ValueError, match="itself"):
+            resolve_under_home(absolute, home=homes)
+    elif under(normalized, homes):
+        assert resolve_under_home(absolute, home=homes) == normalized
     else:
         with pytest.raises(ValueError, match="escapes"):
             resolve_under_home(absolute, home=homes)
@@ -211,19 +216,38 @@ def test_symlinks_cannot_carry_a_write_path_out_of_home(homes, link, tail):
             resolve_under_home(relative, home=homes)
 
 
-@pytest.mark.xfail(strict=True, reason="the IO manager's asset_file joins the partition key (a ticker from config, "
-                                       "LLMOE_TICKERS or the price file) unchecked: '../' or '/' leaves the "
-                                       "assets folder")
-@pytest.mark.parametrize("ticker", ["../../ESCAPED", "/tmp/ESCAPED"])
-def test_asset_file_of_any_partition_key_stays_under_its_base(tmp_path, ticker):
+@pytest.mark.parametrize("ticker", ["../../ESCAPED", "/tmp/ESCAPED", "AAPL", "BRK.B", "..", "a/b"])
+def test_asset_file_of_any_partition_key_stays_under_its_base_or_is_refused(tmp_path, ticker):
     from llmoe_pipeline.defs.io_manager import asset_file
 
     base = tmp_path / "assets"
-    assert under(asset_file(base, ["raw_prices"], ticker, "parquet").resolve(), base.resolve())
+    # The partition key is the file name: it escapes exactly when '<key>.parquet' normalizes outside the key folder.
+    if escapes(posixpath.join("raw_prices", f"{ticker}.parquet")):
+        with pytest.raises(ValueError, match="escapes the assets folder"):
+            asset_file(base, ["raw_prices"], ticker, "parquet")
+    else:
+        got = asset_file(base, ["raw_prices"], ticker, "parquet")
+        assert got == base.resolve() / "raw_prices" / f"{ticker}.parquet" and under(got, base.resolve())
 
 
-@pytest.mark.xfail(strict=True, reason="LocalAssetIOManager.base_dir (config) is used as given, not through "
-                                       "resolve_under_home: assets can be written anywhere")
+@pytest.mark.parametrize("spec", ["AAPL,../x", ["/tmp/x"], "AAPL,.hidden", "-rf"])
+def test_tickers_from_the_environment_must_be_plain_names(spec):
+    from llmoe_pipeline.defs.settings import load_pipeline_config, resolve_tickers
+
+    cfg = load_pipeline_config()
+    with pytest.raises(ValueError, match="invalid ticker"):
+        resolve_tickers(spec, cfg)
+    assert resolve_tickers(" aapl, brk.b ,MSFT", cfg) == ["AAPL", "BRK.B", "MSFT"]
+
+
+def test_invalid_ticker_in_the_config_is_refused():
+    from llmoe_pipeline.defs.settings import load_pipeline_config, resolve_tickers
+
+    cfg = load_pipeline_config(tickers=["AAPL", "../x"])
+    with pytest.raises(ValueError, match=r"invalid ticker\(s\) \['\.\./x'\]"):
+        resolve_tickers(None, cfg)
+
+
 @pytest.mark.parametrize("base_dir", ["../escaped", "ABSOLUTE"])
 def test_io_manager_base_dir_from_config_cannot_leave_home(tmp_path, monkeypatch, base_dir):
     import dagster as dg
@@ -244,6 +268,23 @@ def test_io_manager_base_dir_from_config_cannot_leave_home(tmp_path, monkeypatch
             pass  # refusing is fine; writing outside the home is not
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert all(under(p, home) for p in written)
+
+
+@pytest.mark.parametrize("base_dir", ["custom", "HOME/custom"])
+def test_io_manager_base_dir_is_relative_to_home(tmp_path, monkeypatch, base_dir):
+    import dagster as dg
+
+    from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
+
+    home = tmp_path / "home"
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("LLMOE_HOME", str(home))
+    manager = LocalAssetIOManager(base_dir=base_dir.replace("HOME", str(home)))
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_output_context(asset_key=dg.AssetKey(["raw_prices"]), partition_key="AAPL",
+                                          instance=instance)
+        manager.handle_output(context, pd.DataFrame({"x": [1.0]}))
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [home / "custom/raw_prices/AAPL.parquet"]
 
 
 # ---------------------------------------------------------------------------------------------- atomic_path
