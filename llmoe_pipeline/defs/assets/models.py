@@ -28,13 +28,27 @@ def _training_rows(features: pd.DataFrame, labels: pd.DataFrame | None = None) -
     return frame
 
 
-def _train_set(search: Callable[[], object], fit_seed: Callable[[dict, int], object], seeds: list[int]) -> dict:
-    """Search once, then fit every seed with the winning params."""
-    started = time.time()
-    result = search()
-    models = {seed: fit_seed(result.best_params, seed) for seed in seeds}
-    return {"params": result.best_params, "search_table": result.table, "models": models,
-            "train_seconds": round(time.time() - started, 1)}
+def _model_set_output(context, key: dg.AssetKey, features: pd.DataFrame, rows: pd.DataFrame, candidates: list[dict],
+                      seeds: list[int], search_seed: int, fit: Callable[[dict, int], object]) -> dg.Output:
+    """Search `candidates` on validation (fitted with `search_seed`), then fit every seed with the winner.
+
+    Reused from the model store when the fingerprint (training rows, candidates, seeds, code) is known.
+    """
+    fingerprint = training_fingerprint(rows, asset=key.to_user_string(), candidates=candidates, seeds=seeds,
+                                       search_seed=search_seed)
+
+    def train() -> dict:
+        started = time.time()
+        result = run_search(candidates, lambda params: fit(params, search_seed), features)
+        models = {seed: fit(result.best_params, seed) for seed in seeds}
+        return {"params": result.best_params, "search_table": result.table, "models": models,
+                "train_seconds": round(time.time() - started, 1)}
+
+    value, reused = cached_training(llmoe_home() / "model_cache", fingerprint, train)
+    progress_log(context, f"{key.to_user_string()}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
+                          f"({value['train_seconds']} s)")
+    return dg.Output(value, output_name=key.to_python_identifier(),
+                     metadata=_output_metadata(value, reused, fingerprint))
 
 
 def _output_metadata(value: dict, reused: bool, fingerprint: str) -> dict:
@@ -63,28 +77,15 @@ def _output_metadata(value: dict, reused: bool, fingerprint: str) -> dict:
 def expert_models(context: dg.AssetExecutionContext, protocol: ProtocolResource,
                   feature_windows: pd.DataFrame, router_labels: pd.DataFrame):
     cfg = protocol.load()
-    cache_dir = llmoe_home() / "model_cache"
     rows = _training_rows(feature_windows, router_labels)
     for regime in REGIMES:
         key = dg.AssetKey(["expert_models", regime.lower()])
         if key not in context.selected_asset_keys:
             continue
-        grid = expert_param_grid(cfg.experts)
-        fingerprint = training_fingerprint(rows[rows["label"] == regime], kind="expert", regime=regime,
-                                           grid=grid, seeds=cfg.seeds, search_seed=cfg.baselines.search_seed)
-
-        def train(regime=regime, grid=grid):
-            return _train_set(
-                lambda: run_search(grid, lambda p: train_expert(feature_windows, router_labels, regime, p,
-                                                                cfg.baselines.search_seed), feature_windows),
-                lambda params, seed: train_expert(feature_windows, router_labels, regime, params, seed),
-                cfg.seeds)
-
-        value, reused = cached_training(cache_dir, fingerprint, train)
-        progress_log(context, f"expert {regime}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
-                              f"({value['train_seconds']} s)")
-        yield dg.Output(value, output_name=key.to_python_identifier(),
-                        metadata=_output_metadata(value, reused, fingerprint))
+        yield _model_set_output(
+            context, key, feature_windows, rows[rows["label"] == regime], expert_param_grid(cfg.experts), cfg.seeds,
+            cfg.baselines.search_seed,
+            lambda params, seed, regime=regime: train_expert(feature_windows, router_labels, regime, params, seed))
 
 
 @dg.multi_asset(
@@ -99,25 +100,11 @@ def expert_models(context: dg.AssetExecutionContext, protocol: ProtocolResource,
 )
 def baseline_models(context: dg.AssetExecutionContext, protocol: ProtocolResource, feature_windows: pd.DataFrame):
     cfg = protocol.load()
-    cache_dir = llmoe_home() / "model_cache"
     rows = _training_rows(feature_windows)
     for name in SEARCHED_BASELINES:
         key = dg.AssetKey(["baseline_models", name])
         if key not in context.selected_asset_keys:
             continue
-        candidates = baseline_candidates(name, cfg.baselines)
-        fingerprint = training_fingerprint(rows, kind="baseline", name=name, candidates=candidates,
-                                           seeds=cfg.seeds, search_seed=cfg.baselines.search_seed)
-
-        def train(name=name, candidates=candidates):
-            return _train_set(
-                lambda: run_search(candidates, lambda p: fit_baseline(name, feature_windows, p,
-                                                                      cfg.baselines.search_seed), feature_windows),
-                lambda params, seed: fit_baseline(name, feature_windows, params, seed),
-                cfg.seeds)
-
-        value, reused = cached_training(cache_dir, fingerprint, train)
-        progress_log(context, f"baseline {name}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
-                              f"({value['train_seconds']} s)")
-        yield dg.Output(value, output_name=key.to_python_identifier(),
-                        metadata=_output_metadata(value, reused, fingerprint))
+        yield _model_set_output(
+            context, key, feature_windows, rows, baseline_candidates(name, cfg.baselines), cfg.seeds,
+            cfg.baselines.search_seed, lambda params, seed, name=name: fit_baseline(name, feature_windows, params, seed))
