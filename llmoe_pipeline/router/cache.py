@@ -1,0 +1,108 @@
+"""Crash-safe cache of router outputs: SQLite in WAL mode under the LLMOE home.
+
+Keyed by sha256(model_id, prompt_version, prompt text), so a new model, a new template or a changed
+window never reuses an old label. Each batch is one transaction: a run killed mid-way keeps every batch
+committed before the kill (SQLite's journal makes the batch in flight vanish as a whole, never half-written).
+WAL plus a busy timeout lets two processes (e.g. two Dagster runs) read and write the same file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+import sqlite3
+from pathlib import Path
+from typing import Iterable, NamedTuple
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS router_labels (
+    key            TEXT PRIMARY KEY,  -- cache_key(model_id, prompt_version, prompt)
+    model_id       TEXT NOT NULL,
+    prompt_version TEXT NOT NULL,
+    prompt_sha256  TEXT NOT NULL,
+    p_optimistic   REAL NOT NULL,
+    explanation    TEXT,              -- NULL: not asked for yet
+    created_at     TEXT NOT NULL
+)
+"""
+_QUERY_CHUNK = 500  # keys per SELECT (SQLite limits the number of bound parameters)
+
+
+def cache_key(model_id: str, prompt_version: str, prompt: str) -> str:
+    """sha256 over the three parts, JSON-encoded so that no separator inside them can collide."""
+    return hashlib.sha256(json.dumps([model_id, prompt_version, prompt]).encode("utf-8")).hexdigest()
+
+
+class CachedLabel(NamedTuple):
+    p_optimistic: float
+    explanation: str | None
+
+
+class CacheEntry(NamedTuple):
+    key: str
+    model_id: str
+    prompt_version: str
+    prompt_sha256: str
+    p_optimistic: float
+    explanation: str | None
+
+
+class LabelCache:
+    """Router labels by cache key. Use as a context manager, or call close()."""
+
+    def __init__(self, path: str | os.PathLike, busy_timeout_s: float = 60.0):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # isolation_level=None: autocommit; transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
+        self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        self._conn.execute("PRAGMA journal_mode = WAL")
+        self._conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives a power cut too
+        self._conn.execute(_SCHEMA)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, CachedLabel]:
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, CachedLabel] = {}
+        for start in range(0, len(keys), _QUERY_CHUNK):
+            chunk = keys[start: start + _QUERY_CHUNK]
+            marks = ",".join("?" * len(chunk))
+            rows = self._conn.execute(
+                f"SELECT key, p_optimistic, explanation FROM router_labels WHERE key IN ({marks})", chunk)
+            found.update((k, CachedLabel(p, e)) for k, p, e in rows)
+        return found
+
+    def put_many(self, entries: Iterable[CacheEntry]) -> int:
+        """Insert or update entries in one transaction (committed on return). An entry without an
+        explanation keeps an explanation already stored for the same key."""
+        now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        rows = [(*e, now) for e in entries]
+        self._conn.execute("BEGIN IMMEDIATE")
+        try:
+            self._conn.executemany(
+                """INSERT INTO router_labels (key, model_id, prompt_version, prompt_sha256, p_optimistic,
+                                              explanation, created_at)
+                   VALUES (?, ?, ?, ?, ?, ?, ?)
+                   ON CONFLICT(key) DO UPDATE SET p_optimistic = excluded.p_optimistic,
+                       explanation = COALESCE(excluded.explanation, router_labels.explanation)""", rows)
+            self._conn.execute("COMMIT")
+        except BaseException:
+            self._conn.execute("ROLLBACK")
+            raise
+        return len(rows)
+
+    def __len__(self) -> int:
+        return self._conn.execute("SELECT COUNT(*) FROM router_labels").fetchone()[0]
+
+    def integrity_ok(self) -> bool:
+        return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+    def close(self) -> None:
+        self._conn.close()
+
+    def __enter__(self) -> "LabelCache":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
