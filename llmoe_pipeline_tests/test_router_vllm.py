@@ -16,8 +16,8 @@ from llmoe_pipeline_tests.router_support import (SHORT, prompts_for, reference_d
                                                    reference_windows, router_model)  # noqa: F401
 
 # Measured on these 16 windows (float32, the default dtype): vLLM vs transformers max |Δp| = 8.6e-6, vLLM
-# across batch sizes (1, 1, 6 vs 16) = 9.5e-7. The tolerances leave room for other CPUs' kernels;
-# bfloat16 would need ~0.06 (see backends.DEFAULT_DTYPE).
+# across batch sizes (1, 1, 6 vs 16) = 9.5e-7, with vs without a cached prefix 6.5e-6. The tolerances
+# leave room for other CPUs' kernels; bfloat16 would need ~0.06 (see backends.DEFAULT_DTYPE).
 VS_TRANSFORMERS_ATOL = 0.01  # the brief asks for 0.05; float32 does far better
 ACROSS_BATCH_SIZES_ATOL = 1e-3
 
@@ -56,7 +56,8 @@ def test_same_p_across_batch_sizes(vllm_backend, windows, vllm_p):
                             vllm_backend.score(prompts[1:4] + prompts[9:12])])
     expected = np.concatenate([vllm_p[[0, 8]], vllm_p[1:4], vllm_p[9:12]])
     assert np.abs(mixed - expected).max() <= ACROSS_BATCH_SIZES_ATOL
-    np.testing.assert_array_equal(vllm_backend.score(prompts), vllm_p)  # same batch: bit-identical
+    # The same batch again: now every prefix is in vLLM's prefix cache, which must not move p either.
+    assert np.abs(vllm_backend.score(prompts) - vllm_p).max() <= ACROSS_BATCH_SIZES_ATOL
 
 
 def test_model_id_and_label_tokens(vllm_backend):
