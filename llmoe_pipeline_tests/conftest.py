@@ -1,6 +1,7 @@
 """Shared fixtures. Every test session gets its own LLMOE_HOME, so tests never touch the user's `.llmoe/`."""
 
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -41,3 +42,8 @@ def aapl_msft_prices(data_dir):
     from llmoe_pipeline import load_prices
 
     return load_prices(data_dir / "prices.csv", tickers=["AAPL", "MSFT"])
+
+
+def pytest_sessionfinish(session, exitstatus):
+    # Each session home holds a converted model (~540 MB): do not let test runs fill /tmp.
+    shutil.rmtree(_SESSION_HOME, ignore_errors=True)
