@@ -10,11 +10,11 @@ import pandas as pd
 
 from llmoe_pipeline.defs.assets.data import OWNERS
 from llmoe_pipeline.defs.assets.models import SEARCHED_BASELINES
-from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
-from llmoe_pipeline.defs.resources import LLMRouterResource, MLflowResource, ProtocolResource
-from llmoe_pipeline.features import window_columns
+from llmoe_pipeline.defs.progress import progress_log
+from llmoe_pipeline.defs.resources import MLflowResource, ProtocolResource
 from llmoe_pipeline.evaluation import DISPLAY_NAMES, equity_curves, evaluate, predict_all
+from llmoe_pipeline.features import window_columns
 from llmoe_pipeline.io import write_parquet_atomic
 from llmoe_pipeline.metrics import METRIC_NAMES
 from llmoe_pipeline.models import REGIMES
@@ -90,7 +90,7 @@ def log_to_mlflow(context, tracker, cfg, ticker: str, metrics: pd.DataFrame, mod
     ins={"feature_windows": dg.AssetIn(), "router_labels": dg.AssetIn(), "raw_prices": dg.AssetIn(), **_MODEL_INS},
 )
 def backtest_results(context: dg.AssetExecutionContext, protocol: ProtocolResource, mlflow: MLflowResource,
-                     llm_router: LLMRouterResource, feature_windows: pd.DataFrame, router_labels: pd.DataFrame,
+                     feature_windows: pd.DataFrame, router_labels: pd.DataFrame,
                      raw_prices: pd.DataFrame, **model_values):
     """Seven metrics per model × seed × split × cost (all-in/all-out), logged to MLflow, with plots.
 
