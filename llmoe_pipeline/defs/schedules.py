@@ -8,6 +8,7 @@ code changed (a fingerprint), and the backtest reruns (it is cheap and sees the 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from typing import Optional
 
@@ -79,7 +80,7 @@ def build_schedule_and_sensor(config_file: Optional[str] = None):
         context.update_cursor(cursor)
         if first_look:
             return dg.SkipReason("recorded the current state of the data files")
-        return _refresh_requests("data-changed", str(abs(hash(cursor)))[:12])
+        return _refresh_requests("data-changed", hashlib.sha256(cursor.encode()).hexdigest()[:12])
 
     return nightly_refresh_schedule, data_files_sensor
 
