@@ -34,6 +34,9 @@ run: install
 test: install
 	$(VENV)/bin/pytest
 
+test-fast: install  # everything but the end-to-end tests (dagster dev, Chromium, nightly refresh)
+	$(VENV)/bin/pytest -m "not e2e"
+
 ui: install
 	$(VENV)/bin/llmoe ui
 

@@ -46,8 +46,23 @@ def dagster_home() -> Path:
     return home
 
 
+def _quiet_libraries() -> None:
+    """Keep `llmoe run`'s output to its own progress lines: no progress bars from transformers, tqdm or
+    vLLM's loader, no deprecation chatter from vLLM/torch imports, no C++ info warnings (NUMA binding).
+    Set before the libraries are imported; a user's own settings of these variables win."""
+    import logging
+    import warnings
+
+    for key, value in {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TORCH_CPP_LOG_LEVEL": "ERROR",
+                       "VLLM_LOGGING_LEVEL": "ERROR", "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
+        os.environ.setdefault(key, value)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    logging.getLogger("torch").setLevel(logging.ERROR)  # "Triton not available" (unused on CPU)
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     _prepare_environment(args)
+    _quiet_libraries()
     from llmoe_pipeline.defs.runner import run_pipeline
 
     summary = run_pipeline(router_backend=args.router, n_seeds=args.seeds, log=print)
@@ -74,7 +89,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from llmoe_pipeline.bench.router import main as bench_main
 
-    return bench_main(["--n", str(args.n)] + (["--skip-naive"] if args.skip_naive else []))
+    return bench_main(["--n", str(args.n)] + (["--skip", "naive"] if args.skip_naive else []))
 
 
 def _port_free(port: int) -> bool:

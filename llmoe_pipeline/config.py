@@ -10,12 +10,13 @@ import datetime as dt
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmoe_pipeline.paths import default_data_dir
+from llmoe_pipeline.router.prompt import DEFAULT_MAX_HEADLINE_CHARS, DEFAULT_MAX_NEWS_CHARS
 
 
 class _Section(BaseModel):
@@ -59,11 +60,24 @@ class RouterProtocolConfig(_Section):
     """Protocol parts of routing (the model and backend are the router resource's config)."""
 
     # Threshold on p_optimistic = this quantile of the *training* windows' p_optimistic (0.5: median),
-    # because tiny models are biased towards one label. Test windows never influence it.
+    # because tiny models are biased towards one label. Test windows never influence it. This labels
+    # router_labels (its balance check, metadata, plots); LLMoE routes with the quantile its grid search
+    # picks from experts.threshold_quantile_grid.
     threshold_quantile: float = Field(0.5, gt=0.0, lt=1.0)
     # Splits whose windows also get a generated one-sentence explanation (generation is ~2x slower
     # than scoring on CPU, so by default only the test period is explained).
     explain_splits: list[Literal["train", "validation", "test", "none"]] = ["test"]
+    # Headline budget of each window's prompt (characters; ≈ 4 per token). Prompt length is the labelling
+    # time on a CPU: 400 keeps a news-rich AAPL window near 350 tokens.
+    max_news_chars: int = Field(DEFAULT_MAX_NEWS_CHARS, ge=200)
+    max_headline_chars: int = Field(DEFAULT_MAX_HEADLINE_CHARS, ge=40)
+
+    @model_validator(mode="after")
+    def _headline_fits(self):
+        if self.max_headline_chars + 16 > self.max_news_chars:
+            raise ValueError(f"router: max_news_chars {self.max_news_chars} must exceed max_headline_chars "
+                             f"{self.max_headline_chars} by at least 16 (one headline and its day line)")
+        return self
 
 
 class ExpertConfig(_Section):
@@ -72,6 +86,8 @@ class ExpertConfig(_Section):
     hidden_sizes_grid: list[tuple[int, int, int]] = [(64, 32, 16), (128, 64, 32)]
     dropout_grid: list[float] = [0.1, 0.3]
     learning_rate_grid: list[float] = [1e-3, 3e-3]
+    # The router threshold is part of the LLMoE grid: these quantiles of the training windows' p_optimistic.
+    threshold_quantile_grid: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field([0.4, 0.5, 0.6], min_length=1)
     max_epochs: int = 200
     patience: int = 20
     batch_size: int = 64

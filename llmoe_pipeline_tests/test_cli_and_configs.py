@@ -17,6 +17,7 @@ from llmoe_pipeline.defs.schedules import ScheduleSettings, schedule_settings
 from llmoe_pipeline.io import write_parquet_atomic
 from llmoe_pipeline.metrics import METRIC_NAMES
 from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline_tests.router_support import router_model  # noqa: F401
 
 LLMOE = [sys.executable, "-m", "llmoe_pipeline.cli"]
 
@@ -127,3 +128,19 @@ def test_workspace_and_instance_files_load():
     assert workspace["load_from"][0]["python_module"]["module_name"] == "llmoe_pipeline.definitions"
     cfg, _ = dagster_instance_config(str(REPO_ROOT), "dagster.yaml")
     assert cfg["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_bench_router_runs_all_three_paths_and_prints_ratios(router_model, session_home, data_dir):
+    # `make bench` is `llmoe bench router`: real vLLM, transformers and naive generate on real windows.
+    result = _run(["bench", "router", "--n", "3"], env={"LLMOE_HOME": str(session_home),
+                                                       "LLMOE_DATA_DIR": str(data_dir), "VLLM_LOGGING_LEVEL": "ERROR"})
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = {line.split("  ")[0].strip(): line.split() for line in result.stdout.splitlines()
+            if line.startswith(("vllm", "transformers"))}
+    assert set(rows) == {"vllm batched", "transformers batched", "transformers naive generate"}
+    # Columns from the right: ... prompts, start s, run s, prompts/s, tokens/s, x naive, FLOP floor (2), achieved (2).
+    assert rows["transformers naive generate"][-5] == "1.0x"  # the naive path is the unit
+    assert float(rows["vllm batched"][-5].rstrip("x")) > 0
+    assert [r[-10] for r in rows.values()] == ["3", "3", "3"]  # prompts per path
+    diff = next(line for line in result.stdout.splitlines() if line.startswith("max_abs_p_diff_vllm_vs_transformers"))
+    assert float(diff.split(":")[1]) < 1e-4

@@ -147,3 +147,40 @@ def test_bad_router_labels_are_refused(features, labels):
         llmoe_predict({}, features.head(3), ["Optimistic"] * 3)
     with pytest.raises(ValueError, match="have no router label"):
         llmoe_predict({}, features.head(3), ["Optimistic", None, "Optimistic"])
+
+
+def _scored_labels(features: pd.DataFrame, test_shift: float = 0.0) -> pd.DataFrame:
+    """Router-like labels with p_optimistic: a squashed 1-day return plus noise (test rows optionally moved)."""
+    rng = np.random.default_rng(7)
+    p = 1 / (1 + np.exp(-50 * features["n_adj_close_lag0"].to_numpy())) * 0.5 + 0.5 * rng.random(len(features))
+    p = np.where(features["split"].to_numpy() == "test", np.clip(p + test_shift, 0, 1), p)
+    return features[["ticker", "date", "split"]].assign(p_optimistic=p)
+
+
+def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_training_windows(features):
+    from llmoe_pipeline.models import search_router_threshold, validation_score
+    from llmoe_pipeline.router.labels import apply_threshold
+
+    cfg = TINY.model_copy(update={"threshold_quantile_grid": [0.02, 0.4, 0.6]})
+    scored = _scored_labels(features)
+    result = search_router_threshold(features, scored, cfg, seed=0)
+    table = result.table
+    assert list(table["threshold_quantile"]) == [0.02, 0.4, 0.6]
+    train_p = scored.loc[scored["split"] == "train", "p_optimistic"].to_numpy()
+    np.testing.assert_allclose(table["threshold"], np.quantile(train_p, [0.02, 0.4, 0.6]))
+    # 2 % of the training windows are too few for the Pessimistic expert: that quantile is skipped.
+    assert table["skipped"].tolist() == [True, False, False] and table.loc[0, "n_train_pessimistic"] < 50
+    # The winner: highest LLMoE validation accuracy, then lowest log loss (ranked independently here).
+    scoredrows = table[~table["skipped"]]
+    winner = scoredrows.iloc[np.lexsort((scoredrows["val_log_loss"].to_numpy(), -scoredrows["val_accuracy"].to_numpy()))[0]]
+    best = result.best_params
+    assert best["threshold_quantile"] == winner["threshold_quantile"] and best["threshold"] == winner["threshold"]
+    # Re-score the winner by hand: relabel, train both experts with the chosen params, route the validation rows.
+    relabelled = apply_threshold(scored, best["threshold"])
+    experts = {r: train_expert(features, relabelled, r, best[r], seed=0) for r in REGIMES}
+    validation = features[features["split"] == "validation"]
+    by_hand = validation_score(validation["target"].to_numpy(), llmoe_predict(experts, validation, relabelled))
+    assert by_hand["val_accuracy"] == pytest.approx(winner["val_accuracy"])
+    # Test windows never influence the choice: moving every test p_optimistic changes nothing.
+    moved = search_router_threshold(features, _scored_labels(features, test_shift=0.3), cfg, seed=0)
+    pd.testing.assert_frame_equal(moved.table, table)

@@ -218,6 +218,27 @@ def test_rerun_of_the_same_identity_reuses_the_parent_and_replaces_its_children(
         tracker.finish_parent(first_parent, pd.DataFrame({"seed": [0, 1], "test_sharpe_ratio": [0.0, 1.0]}))
 
 
+def test_a_failure_while_logging_marks_the_runs_failed_and_a_retry_finishes_them(store, tmp_path):
+    tracker, _, _, _, _ = store
+    parent = tracker.parent_run("MSFT", "mlp-failing", CONFIG_HASH, DATA_HASH, code_version=CODE_VERSION)
+    missing = tmp_path / "no-such-predictions.parquet"
+    with pytest.raises(Exception):
+        with tracker.failed_on_error(parent):
+            tracker.log_seed_run(parent, 0, metrics={"test_sharpe_ratio": 1.0}, artifacts={"predictions": missing})
+    failed_children = tracker.child_runs(parent)
+    assert [r.info.status for r in failed_children] == ["FAILED"]
+    assert tracker.client.get_run(parent).info.status == "FAILED"  # not RUNNING forever
+    # The retry picks the same parent up, replaces the failed seed run and finishes.
+    assert tracker.parent_run("MSFT", "mlp-failing", CONFIG_HASH, DATA_HASH, code_version=CODE_VERSION) == parent
+    assert tracker.client.get_run(parent).info.status == "RUNNING"
+    missing.write_bytes(b"predictions")
+    child = tracker.log_seed_run(parent, 0, metrics={"test_sharpe_ratio": 1.0}, artifacts={"predictions": missing})
+    tracker.finish_parent(parent, pd.DataFrame({"seed": [0], "test_sharpe_ratio": [1.0]}))
+    assert [r.info.run_id for r in tracker.child_runs(parent)] == [child]
+    assert tracker.client.get_run(child).info.status == tracker.client.get_run(parent).info.status == "FINISHED"
+    assert tracker.client.get_run(failed_children[0].info.run_id).info.lifecycle_stage == "deleted"
+
+
 _WORKER = textwrap.dedent(
     """
     import sys, time

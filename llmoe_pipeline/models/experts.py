@@ -2,7 +2,8 @@
 
 Each expert sees only the days the LLM router labelled with its regime: it trains on that regime's
 training rows and early-stops / is selected on that regime's validation rows. At prediction time each
-day goes to the expert of its router label.
+day goes to the expert of its router label. The LLMoE grid search also chooses the router's threshold
+(`search_router_threshold`): a quantile of the training windows' p_optimistic, scored on validation.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import pandas as pd
 from llmoe_pipeline.config import ExpertConfig
 from llmoe_pipeline.models.common import FittedModel, fit_network_model, input_columns, split_mask
 from llmoe_pipeline.models.nets import FeedForwardNet
-from llmoe_pipeline.models.search import SearchResult, grid, run_search
+from llmoe_pipeline.models.search import SearchResult, best_trial, grid, run_search, validation_score
+from llmoe_pipeline.router.labels import apply_threshold, fit_threshold
 
 REGIMES = ("Optimistic", "Pessimistic")
+# Fewer windows than this cannot train and early-stop an expert.
+MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS = 50, 10
 
 
 def router_labels_for(features: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
@@ -84,6 +88,44 @@ def grid_search_experts(features: pd.DataFrame, labels: pd.DataFrame, cfg: Exper
         tables.append(result.table.assign(regime=regime))
     table = pd.concat(tables, ignore_index=True)
     return SearchResult(best, table[["regime"] + [c for c in table.columns if c != "regime"]])
+
+
+def search_router_threshold(features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int
+                            ) -> SearchResult:
+    """The outer dimension of the LLMoE grid: the router's decision threshold.
+
+    For each quantile q in `cfg.threshold_quantile_grid`, the threshold is the q-quantile of the *training*
+    windows' p_optimistic (`fit_threshold`); every window is relabelled with it, each regime's network is
+    grid-searched on its own validation rows (`grid_search_experts`), and LLMoE as a whole is scored on all
+    validation rows, each through the expert of its label, with the score every search uses (accuracy, then
+    log loss). Quantiles that leave a regime fewer than MIN_TRAIN_ROWS / MIN_VALIDATION_ROWS rows are skipped.
+    `labels`: router labels with split and p_optimistic. Returns best_params = {"threshold_quantile",
+    "threshold", "Optimistic": params, "Pessimistic": params} and one table row per quantile.
+    """
+    validation = features[features["split"] == "validation"]
+    rows, choices = [], []
+    for q in cfg.threshold_quantile_grid:
+        threshold = fit_threshold(labels, q)
+        relabelled = apply_threshold(labels, threshold)
+        counts = {(split, r): int(((relabelled["split"] == split) & (relabelled["label"] == r)).sum())
+                  for split in ("train", "validation") for r in REGIMES}
+        row = {"trial": len(rows), "threshold_quantile": q, "threshold": threshold,
+               **{f"n_{split}_{r.lower()}": n for (split, r), n in counts.items()}}
+        if min(counts[("train", r)] for r in REGIMES) < MIN_TRAIN_ROWS or \
+                min(counts[("validation", r)] for r in REGIMES) < MIN_VALIDATION_ROWS:
+            rows.append({**row, "val_accuracy": np.nan, "val_log_loss": np.nan, "skipped": True})
+            continue
+        per_regime = grid_search_experts(features, relabelled, cfg, seed).best_params
+        experts = {r: train_expert(features, relabelled, r, per_regime[r], seed) for r in REGIMES}
+        score = validation_score(validation["target"].to_numpy(), llmoe_predict(experts, validation, relabelled))
+        rows.append({**row, **score, "skipped": False})
+        choices.append({"threshold_quantile": q, "threshold": threshold, **per_regime})
+    table = pd.DataFrame(rows)
+    scored = table[~table["skipped"]].reset_index(drop=True)
+    if scored.empty:
+        raise ValueError(f"every router threshold quantile in {cfg.threshold_quantile_grid} leaves a regime with "
+                         f"fewer than {MIN_TRAIN_ROWS} training or {MIN_VALIDATION_ROWS} validation windows")
+    return SearchResult(choices[best_trial(scored)], table)
 
 
 def llmoe_predict(experts_by_regime: dict[str, FittedModel], features_rows: pd.DataFrame,

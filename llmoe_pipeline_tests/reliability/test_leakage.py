@@ -9,19 +9,19 @@ import pytest
 from llmoe_pipeline import SplitConfig, build_features, daily_news, window_columns
 from llmoe_pipeline.config import BaselineConfig, ExpertConfig
 from llmoe_pipeline.evaluation import predict_all
-from llmoe_pipeline.models import (baseline_candidates, expert_param_grid, fit_baseline, run_search,
+from llmoe_pipeline.models import (baseline_candidates, fit_baseline, run_search, search_router_threshold,
                                    train_expert)
 from llmoe_pipeline.router.backends import BackendSpec
 from llmoe_pipeline.router.cache import LabelCache
-from llmoe_pipeline.router.labels import apply_threshold, fit_threshold, label_windows
+from llmoe_pipeline.router.labels import apply_threshold, label_windows
 from llmoe_pipeline.router.prompt import build_prompts
 from llmoe_pipeline_tests.router_support import SHORT, reference_data, router_model  # noqa: F401
 
-SPLIT = SplitConfig(train_start="2013-04-01", train_end="2013-09-30", test_start="2013-10-01",
+SPLIT = SplitConfig(train_start="2013-01-02", train_end="2013-09-30", test_start="2013-10-01",
                     test_end="2013-11-29", validation_fraction=0.25)
 CUT = pd.Timestamp("2013-11-08")
 EXPERTS = ExpertConfig(hidden_sizes_grid=[(8, 8, 8), (16, 8, 4)], dropout_grid=[0.1], learning_rate_grid=[3e-3],
-                       max_epochs=8, patience=3)
+                       threshold_quantile_grid=[0.4, 0.5], max_epochs=8, patience=3)
 BASELINES = BaselineConfig(n_trials=2, max_epochs=8, patience=3)
 
 
@@ -45,15 +45,13 @@ def _pipeline(prices, headlines, cache):
     windows = features[features["split"] != "none"]
     prompts = build_prompts(windows, daily_news(headlines, prices), **SHORT)
     labels = label_windows(prompts, BackendSpec("vllm", "smollm2-135m-instruct"), cache, batch_size=64)
-    threshold = fit_threshold(labels, 0.5)
-    labels = apply_threshold(labels, threshold)
     search_seed = 0
-    experts, expert_params = {}, {}
-    for regime in ("Optimistic", "Pessimistic"):
-        search = run_search(expert_param_grid(EXPERTS),
-                            lambda p: train_expert(features, labels, regime, p, search_seed), features)
-        expert_params[regime] = search.best_params
-        experts[regime] = {0: train_expert(features, labels, regime, search.best_params, 0)}
+    # The LLMoE grid search chooses the threshold (a quantile of the training windows' p) and the networks.
+    llmoe = search_router_threshold(features, labels, EXPERTS, search_seed).best_params
+    threshold = llmoe["threshold"]
+    labels = apply_threshold(labels, threshold)
+    expert_params = {r: llmoe[r] for r in ("Optimistic", "Pessimistic")}
+    experts = {r: {0: train_expert(features, labels, r, params, 0)} for r, params in expert_params.items()}
     baselines, baseline_params = {}, {}
     for name in ("lightgbm", "mlp"):
         search = run_search(baseline_candidates(name, BASELINES),

@@ -12,7 +12,8 @@ from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import ProtocolResource
 from llmoe_pipeline.models import (REGIMES, baseline_candidates, expert_param_grid, fit_baseline, input_columns,
-                                   router_labels_for, run_search, train_expert)
+                                   router_labels_for, run_search, search_router_threshold, train_expert)
+from llmoe_pipeline.router.labels import apply_threshold
 from llmoe_pipeline.paths import llmoe_home
 from llmoe_pipeline.training_cache import cached_training, training_fingerprint
 
@@ -29,10 +30,12 @@ def _training_rows(features: pd.DataFrame, labels: pd.DataFrame | None = None) -
 
 
 def _model_set_output(context, key: dg.AssetKey, features: pd.DataFrame, rows: pd.DataFrame, candidates: list[dict],
-                      seeds: list[int], search_seed: int, fit: Callable[[dict, int], object]) -> dg.Output:
+                      seeds: list[int], search_seed: int, fit: Callable[[dict, int], object],
+                      search_table: pd.DataFrame | None = None) -> dg.Output:
     """Search `candidates` on validation (fitted with `search_seed`), then fit every seed with the winner.
 
     Reused from the model store when the fingerprint (training rows, candidates, seeds, code) is known.
+    `search_table`: shown instead of the trial table when the search happened upstream (one candidate).
     """
     fingerprint = training_fingerprint(rows, asset=key.to_user_string(), candidates=candidates, seeds=seeds,
                                        search_seed=search_seed)
@@ -41,8 +44,8 @@ def _model_set_output(context, key: dg.AssetKey, features: pd.DataFrame, rows: p
         started = time.time()
         result = run_search(candidates, lambda params: fit(params, search_seed), features)
         models = {seed: fit(result.best_params, seed) for seed in seeds}
-        return {"params": result.best_params, "search_table": result.table, "models": models,
-                "train_seconds": round(time.time() - started, 1)}
+        return {"params": result.best_params, "search_table": result.table if search_table is None else search_table,
+                "models": models, "train_seconds": round(time.time() - started, 1)}
 
     value, reused = cached_training(llmoe_home() / "model_cache", fingerprint, train)
     progress_log(context, f"{key.to_user_string()}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
@@ -77,15 +80,30 @@ def _output_metadata(value: dict, reused: bool, fingerprint: str) -> dict:
 def expert_models(context: dg.AssetExecutionContext, protocol: ProtocolResource,
                   feature_windows: pd.DataFrame, router_labels: pd.DataFrame):
     cfg = protocol.load()
-    rows = _training_rows(feature_windows, router_labels)
+    # The LLMoE grid: router threshold quantile × each regime's network (models/experts.py), on validation.
+    search_rows = _training_rows(feature_windows)
+    keys = pd.MultiIndex.from_frame(feature_windows.loc[search_rows.index, ["ticker", "date"]])
+    search_rows = search_rows.assign(  # the search's input: training/validation rows and their p_optimistic
+        p_optimistic=router_labels.set_index(["ticker", "date"])["p_optimistic"].reindex(keys).to_numpy())
+    fingerprint = training_fingerprint(search_rows, asset="expert_models/threshold_search",
+                                       grid=expert_param_grid(cfg.experts),
+                                       quantiles=cfg.experts.threshold_quantile_grid, search_seed=cfg.baselines.search_seed)
+    search, reused = cached_training(llmoe_home() / "model_cache", fingerprint, lambda: search_router_threshold(
+        feature_windows, router_labels, cfg.experts, cfg.baselines.search_seed))
+    choice = search.best_params
+    progress_log(context, f"expert_models: router threshold quantile {choice['threshold_quantile']} "
+                          f"(p_optimistic > {choice['threshold']:.4f}) chosen on validation{' (reused)' if reused else ''}")
+    routed = apply_threshold(router_labels, choice["threshold"])
+    rows = _training_rows(feature_windows, routed)
     for regime in REGIMES:
         key = dg.AssetKey(["expert_models", regime.lower()])
         if key not in context.selected_asset_keys:
             continue
+        params = {**choice[regime], "threshold_quantile": choice["threshold_quantile"], "threshold": choice["threshold"]}
         yield _model_set_output(
-            context, key, feature_windows, rows[rows["label"] == regime], expert_param_grid(cfg.experts), cfg.seeds,
-            cfg.baselines.search_seed,
-            lambda params, seed, regime=regime: train_expert(feature_windows, router_labels, regime, params, seed))
+            context, key, feature_windows, rows[rows["label"] == regime], [params], cfg.seeds, cfg.baselines.search_seed,
+            lambda params, seed, regime=regime: train_expert(feature_windows, routed, regime, params, seed),
+            search_table=search.table)
 
 
 @dg.multi_asset(

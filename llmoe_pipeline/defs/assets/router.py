@@ -10,11 +10,12 @@ from llmoe_pipeline.defs.assets.data import OWNERS, checks_then_output
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
+from llmoe_pipeline.models.experts import MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS
 from llmoe_pipeline.router.labels import apply_threshold, fit_threshold, label_windows
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, build_prompts
 
 REGIMES = ("Optimistic", "Pessimistic")
-MIN_ROWS_PER_REGIME = {"train": 50, "validation": 10}  # fewer cannot train and early-stop an expert
+MIN_ROWS_PER_REGIME = {"train": MIN_TRAIN_ROWS, "validation": MIN_VALIDATION_ROWS}
 
 
 def regime_counts(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
@@ -42,7 +43,8 @@ def router_labels(context: dg.AssetExecutionContext, protocol: ProtocolResource,
     """
     cfg = protocol.load()
     windows = feature_windows[feature_windows["split"] != "none"]
-    prompts = build_prompts(windows, daily_news(raw_headlines, raw_prices), window=cfg.window)
+    prompts = build_prompts(windows, daily_news(raw_headlines, raw_prices), window=cfg.window,
+                            max_news_chars=cfg.router.max_news_chars, max_headline_chars=cfg.router.max_headline_chars)
     explain = prompts["split"].isin(cfg.router.explain_splits).to_numpy()
     started, last_log = time.time(), [0.0]
 
