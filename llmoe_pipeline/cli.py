@@ -7,9 +7,11 @@ usage errors exit 2 (argparse). Set LLMOE_DEBUG=1 for the full traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -97,6 +99,22 @@ def _port_free(port: int) -> bool:
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
+def _stop_groups(procs: list[subprocess.Popen], grace_s: float = 30) -> None:
+    """SIGINT to each process group (what Ctrl-C sends: both UIs shut down cleanly on it), then SIGKILL for
+    whatever is left after `grace_s`."""
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGINT)
+    deadline = time.time() + grace_s
+    for p in procs:
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            p.wait(timeout=max(0.1, deadline - time.time()))
+    for p in procs:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(p.pid, signal.SIGKILL)
+        p.wait()
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = _prepare_environment(args)
     for port in (args.port, args.mlflow_port):
@@ -104,24 +122,31 @@ def cmd_ui(args: argparse.Namespace) -> int:
             raise CliError(f"port {port} on 127.0.0.1 is already in use (choose another with --port/--mlflow-port)")
     bin_dir = Path(sys.executable).parent
     mlflow_db = llmoe_home() / "mlflow.db"
-    procs = [
-        subprocess.Popen([str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port),
-                          "-w", str(REPO_ROOT / "workspace.yaml")], cwd=REPO_ROOT),
-        subprocess.Popen([str(bin_dir / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{mlflow_db}",
-                          "--host", "127.0.0.1", "--port", str(args.mlflow_port)], cwd=REPO_ROOT),
+
+    def stop(signum, frame):
+        raise KeyboardInterrupt
+
+    # Ctrl-C, and also `kill` / a supervisor's SIGTERM, stop both UIs. Installed before the children start, so
+    # they get SIGINT's default action even when a shell started `make ui &` with SIGINT ignored.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    commands = [
+        [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")],
+        [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{mlflow_db}", "--host", "127.0.0.1",
+         "--port", str(args.mlflow_port)],
     ]
+    # Each UI in its own process group (dagster dev starts a webserver, a daemon and code servers; mlflow ui
+    # starts uvicorn workers and job runners), so that stopping reaches all of them.
+    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True) for cmd in commands]
     print(f"Dagster UI: http://127.0.0.1:{args.port}   MLflow UI: http://127.0.0.1:{args.mlflow_port}   "
-          f"(DAGSTER_HOME={home}; Ctrl-C stops both)")
+          f"(DAGSTER_HOME={home}; Ctrl-C stops both)", flush=True)
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1)
     except KeyboardInterrupt:
         pass
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(timeout=30)
+        _stop_groups(procs)
     return 0
 
 
