@@ -102,6 +102,13 @@ def test_paper_config_equals_defaults_and_resource_sections_load():
     assert schedule_settings(str(path)) == ScheduleSettings()
 
 
+def test_all_tickers_config_changes_only_the_split():
+    path = REPO_ROOT / "llmoe_pipeline" / "configs" / "all_tickers_recent.yaml"
+    config = PipelineConfig.from_yaml(path)
+    assert config.model_copy(update={"split": PipelineConfig().split}) == PipelineConfig()
+    assert (str(config.split.train_start), str(config.split.test_end)) == ("2014-01-02", "2016-06-30")
+
+
 def test_cluster_configs_load(tmp_path):
     from dagster._core.instance.config import dagster_instance_config
 

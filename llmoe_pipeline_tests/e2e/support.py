@@ -29,10 +29,11 @@ import yaml
 from llmoe_pipeline.paths import REPO_ROOT
 
 SLICE_TICKERS = ("AAPL", "MSFT")
-# December 2012 and January 2013 are warm-up: the 30-day moving average and the 5-day window need ~35
-# trading days before the first training day.
-SLICE_START, SLICE_END = "2012-12-01", "2013-09-30"
-SPLIT = {"train_start": "2013-02-01", "train_end": "2013-08-30", "test_start": "2013-09-03",
+# April and May 2012 are warm-up: the 30-day moving average and the 5-day window need ~35 trading days before
+# the first training day. Fifteen months of training windows: the router's p_optimistic drifts, and a shorter
+# slice left AAPL's validation tail with 8 Pessimistic windows under the training median (too few to early-stop).
+SLICE_START, SLICE_END = "2012-04-01", "2013-09-30"
+SPLIT = {"train_start": "2012-06-01", "train_end": "2013-08-30", "test_start": "2013-09-03",
          "validation_fraction": 0.3}
 MLFLOW_EXPERIMENT = "llmoe-e2e"
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"  # git-ignored: screenshots and the dagster dev log

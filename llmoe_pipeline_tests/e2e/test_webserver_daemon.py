@@ -16,7 +16,7 @@ from dagster_graphql import DagsterGraphQLClient
 from llmoe_pipeline_tests.e2e.support import mlflow_runs
 
 TICKER = "AAPL"
-RUN_TIMEOUT_S = 780  # labelling ~170 windows takes 4-6 min (vLLM on a shared 2-core CPU); pytest stops at 900 s
+RUN_TIMEOUT_S = 780  # labelling ~330 windows takes 1-2 min idle, several on a shared 2-core CPU; pytest stops at 900 s
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 SEEDED_MODELS = {"LLMoE", "LightGBM", "MLP", "LSTM", "MoE"}  # one child run per seed; Buy&Hold has one run
 

@@ -47,7 +47,9 @@ def checks_then_output(value, checks: list[dg.AssetCheckResult], metadata: dict)
     yield from checks
     failed = [c.check_name for c in checks if not c.passed]
     if failed:
+        # allow_retries=False: the same data fails the same check again; retrying only wastes the minutes.
         raise dg.Failure(description=f"blocking check(s) failed: {', '.join(failed)}; the stored asset is unchanged",
+                         allow_retries=False,
                          metadata={c.check_name: dg.MetadataValue.json({k: v.value for k, v in c.metadata.items()})
                                    for c in checks if not c.passed})
     yield dg.Output(value, metadata=metadata)
