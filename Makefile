@@ -12,7 +12,7 @@ PIP_ARGS ?=
 export MLFLOW_DISABLE_TELEMETRY ?= true
 export DO_NOT_TRACK ?= 1
 
-.PHONY: install run test ui report bench clean
+.PHONY: install run test test-fast ui report bench clean
 
 install: $(STAMP)
 

@@ -59,7 +59,8 @@ def _quiet_libraries() -> None:
                        "VLLM_LOGGING_LEVEL": "ERROR", "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=FutureWarning)
-    logging.getLogger("torch").setLevel(logging.ERROR)  # "Triton not available" (unused on CPU)
+    # "Triton not available" (unused on CPU): torch resets the level of its top logger on import, not this one's.
+    logging.getLogger("torch._library.triton").setLevel(logging.ERROR)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
