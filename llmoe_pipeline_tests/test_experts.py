@@ -184,3 +184,21 @@ def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_tr
     # Test windows never influence the choice: moving every test p_optimistic changes nothing.
     moved = search_router_threshold(features, _scored_labels(features, test_shift=0.3), cfg, seed=0)
     pd.testing.assert_frame_equal(moved.table, table)
+
+
+def test_regime_counts_and_the_windows_an_expert_needs():
+    from llmoe_pipeline.models.experts import MIN_ROWS_PER_REGIME, regime_counts, too_few_windows
+
+    labels = pd.DataFrame({"split": ["train"] * 60 + ["validation"] * 15 + ["test"] * 3,
+                           "label": ["Optimistic"] * 55 + ["Pessimistic"] * 5 + ["Optimistic"] * 6
+                           + ["Pessimistic"] * 9 + ["Pessimistic"] * 3})
+    counts = regime_counts(labels)
+    assert counts == {"train": {"Optimistic": 55, "Pessimistic": 5}, "validation": {"Optimistic": 6, "Pessimistic": 9},
+                      "test": {"Optimistic": 0, "Pessimistic": 3}}
+    assert MIN_ROWS_PER_REGIME == {"train": 50, "validation": 10}
+    # Test windows never count; a regime absent from a split counts as 0.
+    assert too_few_windows(counts) == {"train/Pessimistic": 5, "validation/Optimistic": 6, "validation/Pessimistic": 9}
+    assert too_few_windows({"train": {"Optimistic": 50, "Pessimistic": 50}}) == {"validation/Optimistic": 0,
+                                                                                "validation/Pessimistic": 0}
+    assert too_few_windows({"train": {"Optimistic": 50, "Pessimistic": 50},
+                            "validation": {"Optimistic": 10, "Pessimistic": 10}}) == {}

@@ -20,8 +20,20 @@ from llmoe_pipeline.models.search import SearchResult, best_trial, grid, run_sea
 from llmoe_pipeline.router.labels import apply_threshold, fit_threshold
 
 REGIMES = ("Optimistic", "Pessimistic")
-# Fewer windows than this cannot train and early-stop an expert.
-MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS = 50, 10
+# Fewer windows of a regime than this in a split cannot train and early-stop its expert.
+MIN_ROWS_PER_REGIME = {"train": 50, "validation": 10}
+
+
+def regime_counts(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """split → regime → number of labelled windows (every regime listed, 0 included)."""
+    table = labels.groupby(["split", "label"]).size()
+    return {split: {r: int(table.get((split, r), 0)) for r in REGIMES} for split in labels["split"].unique()}
+
+
+def too_few_windows(counts: dict[str, dict[str, int]]) -> dict[str, int]:
+    """"split/regime" → count, for each regime short of MIN_ROWS_PER_REGIME (empty: both experts trainable)."""
+    return {f"{split}/{r}": counts.get(split, {}).get(r, 0) for split, need in MIN_ROWS_PER_REGIME.items()
+            for r in REGIMES if counts.get(split, {}).get(r, 0) < need}
 
 
 def router_labels_for(features: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
@@ -98,7 +110,7 @@ def search_router_threshold(features: pd.DataFrame, labels: pd.DataFrame, cfg: E
     windows' p_optimistic (`fit_threshold`); every window is relabelled with it, each regime's network is
     grid-searched on its own validation rows (`grid_search_experts`), and LLMoE as a whole is scored on all
     validation rows, each through the expert of its label, with the score every search uses (accuracy, then
-    log loss). Quantiles that leave a regime fewer than MIN_TRAIN_ROWS / MIN_VALIDATION_ROWS rows are skipped.
+    log loss). Quantiles that leave a regime short of MIN_ROWS_PER_REGIME are skipped.
     `labels`: router labels with split and p_optimistic. Returns best_params = {"threshold_quantile",
     "threshold", "Optimistic": params, "Pessimistic": params} and one table row per quantile.
     """
@@ -107,12 +119,11 @@ def search_router_threshold(features: pd.DataFrame, labels: pd.DataFrame, cfg: E
     for q in cfg.threshold_quantile_grid:
         threshold = fit_threshold(labels, q)
         relabelled = apply_threshold(labels, threshold)
-        counts = {(split, r): int(((relabelled["split"] == split) & (relabelled["label"] == r)).sum())
-                  for split in ("train", "validation") for r in REGIMES}
+        counts = regime_counts(relabelled)
         row = {"trial": len(rows), "threshold_quantile": q, "threshold": threshold,
-               **{f"n_{split}_{r.lower()}": n for (split, r), n in counts.items()}}
-        if min(counts[("train", r)] for r in REGIMES) < MIN_TRAIN_ROWS or \
-                min(counts[("validation", r)] for r in REGIMES) < MIN_VALIDATION_ROWS:
+               **{f"n_{split}_{r.lower()}": counts.get(split, {}).get(r, 0) for split in MIN_ROWS_PER_REGIME
+                  for r in REGIMES}}
+        if too_few_windows(counts):
             rows.append({**row, "val_accuracy": np.nan, "val_log_loss": np.nan, "skipped": True})
             continue
         per_regime = grid_search_experts(features, relabelled, cfg, seed).best_params
@@ -124,7 +135,7 @@ def search_router_threshold(features: pd.DataFrame, labels: pd.DataFrame, cfg: E
     scored = table[~table["skipped"]].reset_index(drop=True)
     if scored.empty:
         raise ValueError(f"every router threshold quantile in {cfg.threshold_quantile_grid} leaves a regime with "
-                         f"fewer than {MIN_TRAIN_ROWS} training or {MIN_VALIDATION_ROWS} validation windows")
+                         f"fewer windows than {MIN_ROWS_PER_REGIME} (per split)")
     return SearchResult(choices[best_trial(scored)], table)
 
 

@@ -10,17 +10,10 @@ from llmoe_pipeline.defs.assets.data import OWNERS, checks_then_output
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
-from llmoe_pipeline.models.experts import MIN_TRAIN_ROWS, MIN_VALIDATION_ROWS
+from llmoe_pipeline.models.experts import MIN_ROWS_PER_REGIME, regime_counts, too_few_windows
 from llmoe_pipeline.router.labels import apply_threshold, fit_threshold, label_windows
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, build_prompts
 
-REGIMES = ("Optimistic", "Pessimistic")
-MIN_ROWS_PER_REGIME = {"train": MIN_TRAIN_ROWS, "validation": MIN_VALIDATION_ROWS}
-
-
-def regime_counts(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
-    table = labels.groupby(["split", "label"]).size()
-    return {split: {r: int(table.get((split, r), 0)) for r in REGIMES} for split in labels["split"].unique()}
 
 
 @dg.asset(
@@ -75,8 +68,7 @@ def router_labels(context: dg.AssetExecutionContext, protocol: ProtocolResource,
             sample[["date", "label", "p_optimistic", "explanation"]].astype(str).to_markdown(index=False)
             if len(sample) else "(none)"),
     }
-    short = {f"{s}/{r}": counts.get(s, {}).get(r, 0) for s, need in MIN_ROWS_PER_REGIME.items() for r in REGIMES
-             if counts.get(s, {}).get(r, 0) < need}
+    short = too_few_windows(counts)
     yield from checks_then_output(labels, [dg.AssetCheckResult(
         check_name="both_regimes_trainable", passed=not short,
         metadata={"too_few": dg.MetadataValue.json(short), "needed": dg.MetadataValue.json(MIN_ROWS_PER_REGIME)})],
