@@ -115,6 +115,9 @@ def test_grid_search_scores_each_regime_on_its_validation_rows_and_picks_the_bes
         val = features.loc[_rows(features, "validation", up_today)]
         p = model.predict_proba(val[input_columns(features)].to_numpy())
         assert np.mean((p > 0.5) == (val["target"] == 1)) == pytest.approx(winner["val_accuracy"])
+        # The search hands back the winning model itself, identical to the refit: no need to train it again.
+        assert result.best_model[regime].params == result.best_params[regime]
+        np.testing.assert_array_equal(result.best_model[regime].predict_proba(val[input_columns(features)].to_numpy()), p)
 
 
 def test_llmoe_predict_routes_each_row_to_its_labels_expert(features, labels, optimistic_expert):

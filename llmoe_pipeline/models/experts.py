@@ -90,16 +90,16 @@ def expert_param_grid(cfg: ExpertConfig) -> list[dict]:
 
 def grid_search_experts(features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int) -> SearchResult:
     """Grid search per regime, each config trained with `seed` and scored on that regime's validation rows
-    (validation accuracy, ties by log loss; see `search`). Returns best_params = {regime: params} and the
-    table of all trials with a `regime` column."""
-    best, tables = {}, []
+    (validation accuracy, ties by log loss; see `search`). Returns best_params = {regime: params}, the
+    table of all trials with a `regime` column and best_model = {regime: the winning expert}."""
+    best, models, tables = {}, {}, []
     for regime in REGIMES:
         result = run_search(expert_param_grid(cfg),
                             lambda params: train_expert(features, labels, regime, params, seed), features)
-        best[regime] = result.best_params
+        best[regime], models[regime] = result.best_params, result.best_model
         tables.append(result.table.assign(regime=regime))
     table = pd.concat(tables, ignore_index=True)
-    return SearchResult(best, table[["regime"] + [c for c in table.columns if c != "regime"]])
+    return SearchResult(best, table[["regime"] + [c for c in table.columns if c != "regime"]], models)
 
 
 def search_router_threshold(features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int
@@ -126,11 +126,11 @@ def search_router_threshold(features: pd.DataFrame, labels: pd.DataFrame, cfg: E
         if too_few_windows(counts):
             rows.append({**row, "val_accuracy": np.nan, "val_log_loss": np.nan, "skipped": True})
             continue
-        per_regime = grid_search_experts(features, relabelled, cfg, seed).best_params
-        experts = {r: train_expert(features, relabelled, r, per_regime[r], seed) for r in REGIMES}
-        score = validation_score(validation["target"].to_numpy(), llmoe_predict(experts, validation, relabelled))
+        searched = grid_search_experts(features, relabelled, cfg, seed)
+        score = validation_score(validation["target"].to_numpy(),
+                                 llmoe_predict(searched.best_model, validation, relabelled))
         rows.append({**row, **score, "skipped": False})
-        choices.append({"threshold_quantile": q, "threshold": threshold, **per_regime})
+        choices.append({"threshold_quantile": q, "threshold": threshold, **searched.best_params})
     table = pd.DataFrame(rows)
     scored = table[~table["skipped"]].reset_index(drop=True)
     if scored.empty:

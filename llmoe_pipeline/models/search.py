@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Callable, NamedTuple
+from typing import Any, Callable, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -21,6 +21,7 @@ LOG_LOSS_EPS = 1e-7
 class SearchResult(NamedTuple):
     best_params: dict  # the winning trial's params (for the experts: regime → params)
     table: pd.DataFrame  # one row per trial: trial, searched params, val_accuracy, val_log_loss, ...
+    best_model: Any = None  # the winning trial's fitted model (for the experts: regime → model), so no refit
 
 
 def validation_score(y_true: np.ndarray, p_up: np.ndarray) -> dict[str, float]:
@@ -61,7 +62,7 @@ def _cell(value):
 
 def run_search(candidates: list[dict], fit: Callable[[dict], FittedModel], features: pd.DataFrame) -> SearchResult:
     """Fit every candidate, score it on the validation rows it early-stopped on (its `validation_rows`
-    in `features`), return the best params and the trial table.
+    in `features`), return the best params, the trial table and the winning model.
 
     Table columns: trial, one column per param (lists as JSON text), val_accuracy, val_log_loss,
     best_epoch, n_train, n_validation, params (the full params as JSON).
@@ -69,13 +70,15 @@ def run_search(candidates: list[dict], fit: Callable[[dict], FittedModel], featu
     if not candidates:
         raise ValueError("run_search: no candidates")
     cols = input_columns(features)
-    rows = []
+    rows, models = [], []
     for trial, params in enumerate(candidates):
         model = fit(params)
+        models.append(model)
         val = features.loc[model.validation_rows]
         rows.append({"trial": trial, **{k: _cell(v) for k, v in params.items()},
                      **validation_score(val["target"].to_numpy(), model.predict_proba(val[cols].to_numpy())),
                      "best_epoch": model.best_epoch, "n_train": len(model.train_rows),
                      "n_validation": len(model.validation_rows), "params": json.dumps(params, sort_keys=True)})
     table = pd.DataFrame(rows)
-    return SearchResult(dict(candidates[best_trial(table)]), table)
+    best = best_trial(table)
+    return SearchResult(dict(candidates[best]), table, models[best])

@@ -11,8 +11,8 @@ from llmoe_pipeline.defs.assets.data import OWNERS
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.partitions import ticker_partitions
 from llmoe_pipeline.defs.resources import ProtocolResource
-from llmoe_pipeline.models import (REGIMES, baseline_candidates, expert_param_grid, fit_baseline, input_columns,
-                                   router_labels_for, run_search, search_router_threshold, train_expert)
+from llmoe_pipeline.models import (REGIMES, SearchResult, baseline_candidates, expert_param_grid, fit_baseline,
+                                   input_columns, router_labels_for, run_search, search_router_threshold, train_expert)
 from llmoe_pipeline.router.labels import apply_threshold
 from llmoe_pipeline.paths import llmoe_home
 from llmoe_pipeline.training_cache import cached_training, training_fingerprint
@@ -31,21 +31,22 @@ def _training_rows(features: pd.DataFrame, labels: pd.DataFrame | None = None) -
 
 def _model_set_output(context, key: dg.AssetKey, features: pd.DataFrame, rows: pd.DataFrame, candidates: list[dict],
                       seeds: list[int], search_seed: int, fit: Callable[[dict, int], object],
-                      search_table: pd.DataFrame | None = None) -> dg.Output:
+                      chosen: SearchResult | None = None) -> dg.Output:
     """Search `candidates` on validation (fitted with `search_seed`), then fit every seed with the winner.
 
     Reused from the model store when the fingerprint (training rows, candidates, seeds, code) is known.
-    `search_table`: shown instead of the trial table when the search happened upstream (one candidate).
+    `chosen`: the search already happened upstream (`candidates` is its winner): fit the seeds with
+    chosen.best_params and show chosen.table.
     """
     fingerprint = training_fingerprint(rows, asset=key.to_user_string(), candidates=candidates, seeds=seeds,
                                        search_seed=search_seed)
 
     def train() -> dict:
         started = time.time()
-        result = run_search(candidates, lambda params: fit(params, search_seed), features)
+        result = chosen or run_search(candidates, lambda params: fit(params, search_seed), features)
         models = {seed: fit(result.best_params, seed) for seed in seeds}
-        return {"params": result.best_params, "search_table": result.table if search_table is None else search_table,
-                "models": models, "train_seconds": round(time.time() - started, 1)}
+        return {"params": result.best_params, "search_table": result.table, "models": models,
+                "train_seconds": round(time.time() - started, 1)}
 
     value, reused = cached_training(llmoe_home() / "model_cache", fingerprint, train)
     progress_log(context, f"{key.to_user_string()}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
@@ -103,7 +104,7 @@ def expert_models(context: dg.AssetExecutionContext, protocol: ProtocolResource,
         yield _model_set_output(
             context, key, feature_windows, rows[rows["label"] == regime], [params], cfg.seeds, cfg.baselines.search_seed,
             lambda params, seed, regime=regime: train_expert(feature_windows, routed, regime, params, seed),
-            search_table=search.table)
+            chosen=SearchResult(params, search.table))
 
 
 @dg.multi_asset(
