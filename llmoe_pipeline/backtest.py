@@ -26,12 +26,15 @@ def _validate_predictions(predictions: pd.Series, threshold: float) -> np.ndarra
     bad = np.flatnonzero(~((values >= 0.0) & (values <= 1.0)))  # also catches NaN
     if bad.size:
         i = bad[0]
-        raise ValueError(f"predictions at {predictions.index[i]} is {values[i]}: must be 0/1 or a probability in [0, 1]")
+        raise ValueError(
+            f"predictions at {predictions.index[i]} is {values[i]}: must be 0/1 or a probability in [0, 1]"
+        )
     return values
 
 
-def backtest(predictions: pd.Series, next_returns: pd.Series, cost_bps: float = 0.0,
-             threshold: float = 0.5) -> pd.DataFrame:
+def backtest(
+    predictions: pd.Series, next_returns: pd.Series, cost_bps: float = 0.0, threshold: float = 0.5
+) -> pd.DataFrame:
     """Trade the predictions; one row per decision date t.
 
     predictions: Series indexed by date, 1 = up / 0 = down, or probabilities of up in [0, 1]; the

@@ -18,34 +18,40 @@ import sys
 import time
 from pathlib import Path
 
-from llmoe_pipeline.paths import REPO_ROOT, llmoe_home
+from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.settings import DATA_DIR_OVERRIDE_ENV
 
 
 class CliError(Exception):
     """An expected failure: reported as one line, exit code 1."""
 
 
-def _prepare_environment(args: argparse.Namespace) -> Path:
-    """Environment the Dagster code location reads at import time, and DAGSTER_HOME under the home."""
-    if getattr(args, "config", None):
-        if not Path(args.config).is_file():
-            raise CliError(f"config file {args.config} does not exist")
-        os.environ["LLMOE_CONFIG"] = str(Path(args.config).resolve())
-    if getattr(args, "data_dir", None):
-        os.environ["LLMOE_DATA_DIR"] = str(Path(args.data_dir).resolve())
-    if getattr(args, "tickers", None):
-        os.environ["LLMOE_TICKERS"] = args.tickers
-    return dagster_home()
+def _load_settings(args: argparse.Namespace, **overrides):
+    """The run's settings, loaded once: defaults < --config file < the other flags."""
+    from llmoe_pipeline.settings import TICKERS_ENV, load_settings
+
+    tickers = args.tickers if getattr(args, "tickers", None) is not None else os.environ.get(TICKERS_ENV) or None
+    return load_settings(
+        getattr(args, "config", None), data_dir=getattr(args, "data_dir", None), tickers=tickers, **overrides
+    )
 
 
-def dagster_home() -> Path:
-    home = llmoe_home() / "dagster"
+def dagster_home(llmoe_home_dir: Path) -> Path:
+    """<home>/dagster: the Dagster instance the CLI and the UI share, with this repo's dagster.yaml."""
+    home = llmoe_home_dir / "dagster"
     home.mkdir(parents=True, exist_ok=True)
     src = REPO_ROOT / "dagster.yaml"
-    if src.exists() and (not (home / "dagster.yaml").exists() or (home / "dagster.yaml").read_bytes() != src.read_bytes()):
+    if src.exists() and (
+        not (home / "dagster.yaml").exists() or (home / "dagster.yaml").read_bytes() != src.read_bytes()
+    ):
         shutil.copyfile(src, home / "dagster.yaml")
-    os.environ["DAGSTER_HOME"] = str(home)
     return home
+
+
+def dagster_instance(llmoe_home_dir: Path):
+    import dagster as dg
+
+    return dg.DagsterInstance.from_config(str(dagster_home(llmoe_home_dir)))
 
 
 def _quiet_libraries() -> None:
@@ -55,8 +61,13 @@ def _quiet_libraries() -> None:
     import logging
     import warnings
 
-    for key, value in {"TQDM_DISABLE": "1", "HF_HUB_DISABLE_PROGRESS_BARS": "1", "TORCH_CPP_LOG_LEVEL": "ERROR",
-                       "VLLM_LOGGING_LEVEL": "ERROR", "MLFLOW_LOGGING_LEVEL": "WARNING"}.items():
+    for key, value in {
+        "TQDM_DISABLE": "1",
+        "HF_HUB_DISABLE_PROGRESS_BARS": "1",
+        "TORCH_CPP_LOG_LEVEL": "ERROR",
+        "VLLM_LOGGING_LEVEL": "ERROR",
+        "MLFLOW_LOGGING_LEVEL": "WARNING",
+    }.items():
         os.environ.setdefault(key, value)
     warnings.filterwarnings("ignore", category=FutureWarning)
     # "Triton not available" (unused on CPU): torch resets the level of its top logger on import, not this one's.
@@ -64,23 +75,21 @@ def _quiet_libraries() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _prepare_environment(args)
     _quiet_libraries()
-    from llmoe_pipeline.defs.runner import run_pipeline
+    settings = _load_settings(args, seeds=args.seeds, router_backend=args.router)
+    from llmoe_pipeline.runner import run_pipeline
 
-    summary = run_pipeline(router_backend=args.router, n_seeds=args.seeds, log=print)
-    print(summary)
+    print(run_pipeline(settings, dagster_instance(settings.home), log=print))
     return 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    _prepare_environment(args)
-    from llmoe_pipeline.defs.runner import load_results
+    settings = _load_settings(args)
+    from llmoe_pipeline.definitions import build_definitions
     from llmoe_pipeline.report import format_table, summarize, to_json
+    from llmoe_pipeline.runner import load_results
 
-    results = load_results()
-    if results is None or results.empty:
-        raise CliError("no backtest results yet: run `llmoe run` (or materialize backtest_results in the UI) first")
+    results = load_results(build_definitions(settings), list(settings.tickers), dagster_instance(settings.home))
     summary = summarize(results)
     if args.format == "json":
         print(json.dumps(to_json(summary, split=args.split), indent=2))
@@ -117,12 +126,13 @@ def _stop_groups(procs: list[subprocess.Popen], grace_s: float = 30) -> None:
 
 
 def cmd_ui(args: argparse.Namespace) -> int:
-    home = _prepare_environment(args)
+    settings = _load_settings(args)
+    home = dagster_home(settings.home)
     for port in (args.port, args.mlflow_port):
         if not _port_free(port):
             raise CliError(f"port {port} on 127.0.0.1 is already in use (choose another with --port/--mlflow-port)")
     bin_dir = Path(sys.executable).parent
-    mlflow_db = llmoe_home() / "mlflow.db"
+    mlflow_db = settings.home / "mlflow.db"
 
     def stop(signum, frame):
         raise KeyboardInterrupt
@@ -132,15 +142,45 @@ def cmd_ui(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     signal.signal(signal.SIGTERM, stop)
     commands = [
-        [str(bin_dir / "dagster"), "dev", "-h", "127.0.0.1", "-p", str(args.port), "-w", str(REPO_ROOT / "workspace.yaml")],
-        [str(bin_dir / "mlflow"), "ui", "--backend-store-uri", f"sqlite:///{mlflow_db}", "--host", "127.0.0.1",
-         "--port", str(args.mlflow_port)],
+        [
+            str(bin_dir / "dagster"),
+            "dev",
+            "-h",
+            "127.0.0.1",
+            "-p",
+            str(args.port),
+            "-w",
+            str(REPO_ROOT / "workspace.yaml"),
+        ],
+        [
+            str(bin_dir / "mlflow"),
+            "ui",
+            "--backend-store-uri",
+            f"sqlite:///{mlflow_db}",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(args.mlflow_port),
+        ],
     ]
     # Each UI in its own process group (dagster dev starts a webserver, a daemon and code servers; mlflow ui
     # starts uvicorn workers and job runners), so that stopping reaches all of them.
-    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True) for cmd in commands]
-    print(f"Dagster UI: http://127.0.0.1:{args.port}   MLflow UI: http://127.0.0.1:{args.mlflow_port}   "
-          f"(DAGSTER_HOME={home}; Ctrl-C stops both)", flush=True)
+    # The code location reads its settings from these (it is another process); the values are this command's.
+    env = {
+        **os.environ,
+        "DAGSTER_HOME": str(home),
+        "LLMOE_HOME": str(settings.home),
+        "LLMOE_TICKERS": ",".join(settings.tickers),
+        **({"LLMOE_CONFIG": settings.config_file} if settings.config_file else {}),
+    }
+    if args.data_dir:
+        env[DATA_DIR_OVERRIDE_ENV] = str(Path(args.data_dir).resolve())
+    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True, env=env) for cmd in commands]
+    print(
+        f"Dagster UI: http://127.0.0.1:{args.port}   MLflow UI: http://127.0.0.1:{args.mlflow_port}   "
+        f"(DAGSTER_HOME={home}; Ctrl-C stops both)",
+        flush=True,
+    )
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1)
@@ -157,11 +197,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     def common(p: argparse.ArgumentParser) -> None:
         p.add_argument("--config", help="YAML config file (see llmoe_pipeline/configs/paper.yaml)")
-        p.add_argument("--data-dir", help="folder with prices.csv/headlines.csv (default: $LLMOE_DATA_DIR or ../shared/data)")
-        p.add_argument("--tickers", help="comma-separated tickers, or 'all' for every ticker in the price files "
-                                         "(default: the config's, AAPL,MSFT)")
+        p.add_argument(
+            "--data-dir", help="folder with prices.csv/headlines.csv (default: $LLMOE_DATA_DIR or ../shared/data)"
+        )
+        p.add_argument(
+            "--tickers",
+            help="comma-separated tickers, or 'all' for every ticker in the price files "
+            "(default: the config's, AAPL,MSFT)",
+        )
 
-    run = sub.add_parser("run", help="materialize every asset for every ticker (same storage as the UI) and print the results table")
+    run = sub.add_parser(
+        "run", help="materialize every asset for every ticker (same storage as the UI) and print the results table"
+    )
     common(run)
     run.add_argument("--seeds", type=int, help="number of seeds (default: the config's, 10)")
     run.add_argument("--router", choices=["vllm", "transformers", "openai"], help="router backend (default: vllm)")
@@ -192,7 +239,7 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         return args.func(args)
-    except Exception as exc:  # noqa: BLE001 - the one place that turns failures into one line
+    except Exception as exc:
         if os.environ.get("LLMOE_DEBUG"):
             raise
         cause = _root_cause(exc)
@@ -211,8 +258,11 @@ def _root_cause(exc: BaseException) -> str:
         if isinstance(seen, (CliError, DataValidationError)) or nxt is None:
             break
         seen = nxt
-    return f"{seen}" if isinstance(seen, (CliError, DataValidationError, FileNotFoundError, ValueError)) \
+    return (
+        f"{seen}"
+        if isinstance(seen, (CliError, DataValidationError, FileNotFoundError, ValueError))
         else f"{type(seen).__name__}: {seen}"
+    )
 
 
 if __name__ == "__main__":

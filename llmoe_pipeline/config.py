@@ -1,20 +1,20 @@
-"""Typed configuration with the paper's protocol as defaults (Liu & Lo, arXiv 2501.09636).
+"""The experiment protocol, typed, with the paper's values as defaults (Liu & Lo, arXiv 2501.09636).
 
-Pure pydantic (no Dagster): the Dagster resources, the CLI and the tests all build a `PipelineConfig`,
-from defaults, from a YAML file, or from both. `config_hash()` identifies an experiment in MLflow.
+Pure pydantic (no Dagster). Every value is range-checked when the config is built, so a bad value fails at load
+with its key named, not minutes later. `settings.load_settings` builds it from a YAML file and flags;
+`config_hash()` identifies an experiment in MLflow.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
+import glob
 from pathlib import Path
-from typing import Annotated, Literal, Optional
+from typing import Annotated, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmoe_pipeline.hashing import sha256_json
 from llmoe_pipeline.paths import default_data_dir
 from llmoe_pipeline.router.prompt import DEFAULT_MAX_HEADLINE_CHARS, DEFAULT_MAX_NEWS_CHARS
 
@@ -23,16 +23,42 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+FileList = Annotated[list[Annotated[str, Field(min_length=1)]], Field(min_length=1)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+
 class DataConfig(_Section):
     data_dir: str = Field(default_factory=lambda: str(default_data_dir()))
-    # File names are relative to data_dir (or absolute). Several files are concatenated.
-    price_files: list[str] = ["prices.csv", "prices_extra.csv"]
-    headline_files: list[str] = ["headlines.csv", "headlines_extra.csv"]
-    tickers: list[str] = ["AAPL", "MSFT"]
+    # Relative to data_dir (or absolute); glob patterns allowed ("prices_*.csv"), files concatenated in name order.
+    # A plain name must exist; a pattern may match nothing as long as the list as a whole matches a file, so a
+    # folder with just prices.csv and headlines.csv works with these defaults.
+    price_files: FileList = ["prices*.csv", "prices*.parquet"]
+    headline_files: FileList = ["headlines*.csv", "headlines*.parquet"]
+    tickers: list[str] = Field(["AAPL", "MSFT"], min_length=1)
 
     def paths(self, names: list[str]) -> list[Path]:
+        """The files `names` stand for: plain names as given (checked when read), patterns expanded, sorted."""
         base = Path(self.data_dir)
-        return [p if (p := Path(n)).is_absolute() else base / p for n in names]
+        out: list[Path] = []
+        for name in names:
+            path = p if (p := Path(name)).is_absolute() else base / p
+            if glob.has_magic(str(name)):
+                out += [Path(m) for m in sorted(glob.glob(str(path))) if Path(m).is_file()]
+            else:
+                out.append(path)
+        return list(dict.fromkeys(out))
+
+    def price_paths(self) -> list[Path]:
+        return self._existing(self.price_files, "price_files")
+
+    def headline_paths(self) -> list[Path]:
+        return self._existing(self.headline_files, "headline_files")
+
+    def _existing(self, names: list[str], key: str) -> list[Path]:
+        paths = self.paths(names)
+        if not paths:
+            raise FileNotFoundError(f"data.{key} {names} match no file in {self.data_dir}")
+        return paths
 
 
 class SplitConfig(_Section):
@@ -42,11 +68,11 @@ class SplitConfig(_Section):
     train_end: dt.date = dt.date(2014, 12, 2)
     test_start: dt.date = dt.date(2014, 12, 3)
     # None: open-ended, so that days appended by a nightly refresh become test days.
-    test_end: Optional[dt.date] = dt.date(2016, 11, 29)
+    test_end: dt.date | None = dt.date(2016, 11, 29)
     validation_fraction: float = Field(0.2, gt=0.0, lt=1.0)
 
     @model_validator(mode="after")
-    def _ordered(self) -> "SplitConfig":
+    def _ordered(self) -> SplitConfig:
         if self.train_end < self.train_start:
             raise ValueError(f"split: train_end {self.train_end} is before train_start {self.train_start}")
         if self.test_start <= self.train_end:
@@ -75,39 +101,46 @@ class RouterProtocolConfig(_Section):
     @model_validator(mode="after")
     def _headline_fits(self):
         if self.max_headline_chars + 16 > self.max_news_chars:
-            raise ValueError(f"router: max_news_chars {self.max_news_chars} must exceed max_headline_chars "
-                             f"{self.max_headline_chars} by at least 16 (one headline and its day line)")
+            raise ValueError(
+                f"router: max_news_chars {self.max_news_chars} must exceed max_headline_chars "
+                f"{self.max_headline_chars} by at least 16 (one headline and its day line)"
+            )
         return self
 
 
-class ExpertConfig(_Section):
+Fraction = Annotated[float, Field(ge=0.0, lt=1.0)]
+LearningRate = Annotated[float, Field(gt=0.0, le=1.0)]
+HiddenSizes = tuple[PositiveInt, PositiveInt, PositiveInt]
+
+
+class TrainingConfig(_Section):
+    max_epochs: PositiveInt = 200
+    patience: PositiveInt = 20
+    batch_size: PositiveInt = 64
+    search_seed: int = Field(0, ge=0)  # seed of every fit during the hyperparameter search
+
+
+class ExpertConfig(TrainingConfig):
     """LLMoE experts: grid search on the validation tail, then one model per seed."""
 
-    hidden_sizes_grid: list[tuple[int, int, int]] = [(64, 32, 16), (128, 64, 32)]
-    dropout_grid: list[float] = [0.1, 0.3]
-    learning_rate_grid: list[float] = [1e-3, 3e-3]
+    hidden_sizes_grid: list[HiddenSizes] = Field([(64, 32, 16), (128, 64, 32)], min_length=1)
+    dropout_grid: list[Fraction] = Field([0.1, 0.3], min_length=1)
+    learning_rate_grid: list[LearningRate] = Field([1e-3, 3e-3], min_length=1)
     # The router threshold is part of the LLMoE grid: these quantiles of the training windows' p_optimistic.
     threshold_quantile_grid: list[Annotated[float, Field(gt=0.0, lt=1.0)]] = Field([0.4, 0.5, 0.6], min_length=1)
-    max_epochs: int = 200
-    patience: int = 20
-    batch_size: int = 64
 
 
-class BaselineConfig(_Section):
+class BaselineConfig(TrainingConfig):
     """Baselines: random search on the validation tail (n_trials each), then one model per seed."""
 
-    n_trials: int = 6
-    search_seed: int = 0
-    max_epochs: int = 200
-    patience: int = 20
-    batch_size: int = 64
+    n_trials: PositiveInt = 6
 
 
 class BacktestConfig(_Section):
-    cost_bps: float = Field(0.0, ge=0.0)  # the paper trades without costs
-    extra_cost_bps: list[float] = [10.0]  # also reported
-    periods_per_year: int = 252
-    risk_free: float = 0.0  # per period
+    cost_bps: float = Field(0.0, ge=0.0, allow_inf_nan=False)  # the paper trades without costs
+    extra_cost_bps: list[Annotated[float, Field(ge=0.0, allow_inf_nan=False)]] = [10.0]  # also reported
+    periods_per_year: PositiveInt = 252
+    risk_free: float = Field(0.0, gt=-1.0, allow_inf_nan=False)  # per period
 
 
 class PipelineConfig(_Section):
@@ -119,35 +152,17 @@ class PipelineConfig(_Section):
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     # Sections are built per instance (default_factory), so DataConfig reads $LLMOE_DATA_DIR when the
     # config is created, not when this module is imported.
-    seeds: list[int] = list(range(10))
-    window: int = Field(5, ge=1)
+    seeds: list[Annotated[int, Field(ge=0)]] = Field(list(range(10)), min_length=1)
+    window: int = Field(5, ge=1, le=30)
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: list[int]) -> list[int]:
+        if len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct, got {seeds}")
+        return seeds
 
     def config_hash(self) -> str:
         """Hash of everything that changes results (the data *location* is excluded, file hashes are logged)."""
         payload = self.model_dump(mode="json", exclude={"data": {"data_dir"}})
-        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
-
-    @classmethod
-    def from_yaml(cls, path: str | Path, **overrides) -> "PipelineConfig":
-        text = Path(path).read_text(encoding="utf-8")
-        raw = yaml.safe_load(text) or {}
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: the config file must be a YAML mapping")
-        for section in RESOURCE_SECTIONS:  # read by the Dagster resources, not part of the protocol
-            raw.pop(section, None)
-        return cls.model_validate({**raw, **overrides})
-
-
-# Sections of the YAML config file that configure external systems rather than the protocol.
-RESOURCE_SECTIONS = ("router_backend", "mlflow", "schedule")
-
-
-def load_yaml_section(path: str | Path | None, section: str) -> dict:
-    """One resource section of the YAML config file ({} when there is no file or no section)."""
-    if not path:
-        return {}
-    raw = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
-    value = raw.get(section) or {}
-    if not isinstance(value, dict):
-        raise ValueError(f"{path}: section '{section}' must be a mapping")
-    return value
+        return sha256_json(payload)[:16]

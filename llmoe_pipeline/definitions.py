@@ -1,50 +1,64 @@
-"""The Dagster code location: `dagster dev` (workspace.yaml) and `llmoe run` both load `defs` from here.
+"""The Dagster code location: `dagster dev` (workspace.yaml) and `llmoe run` both load their definitions here.
 
 Asset graph (left to right), each asset a thin wrapper over one pure module:
 raw_prices, raw_headlines (data.py) → feature_windows (features.py) → router_labels (router/) →
-expert_models/{optimistic,pessimistic} (models/experts.py), baseline_models/* (models/baselines.py) →
-backtest_results (backtest.py, metrics.py, tracking.py, plots.py).
+llmoe_search/<variant> (models/experts.py) → expert_models/<variant> per ticker × regime; baseline_models/<name>
+(models/registry.py) → predictions (evaluation.py) → backtest_results, daily_returns (backtest.py, metrics.py,
+plots.py) → mlflow_runs (tracking/).
 """
 
 from __future__ import annotations
 
-from typing import Optional
-
 import dagster as dg
 
-from llmoe_pipeline.config import load_yaml_section
-from llmoe_pipeline.defs.assets.data import raw_headlines, raw_prices
-from llmoe_pipeline.defs.assets.evaluation import backtest_results
-from llmoe_pipeline.defs.assets.features import feature_windows
-from llmoe_pipeline.defs.assets.models import baseline_models, expert_models
-from llmoe_pipeline.defs.assets.router import router_labels
-from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
-from llmoe_pipeline.defs.resources import LLMRouterResource, MLflowResource, ProtocolResource
-from llmoe_pipeline.defs.schedules import data_files_sensor, llmoe_job, nightly_refresh_schedule
-from llmoe_pipeline.defs.settings import config_file_from_env
-
-ALL_ASSETS = [raw_prices, raw_headlines, feature_windows, router_labels, expert_models, baseline_models,
-              backtest_results]
-
-
-def build_resources(config_file: Optional[str] = None, n_seeds: Optional[int] = None,
-                    router_backend: Optional[str] = None) -> dict:
-    """Resources from the YAML config file's sections, with the CLI's overrides on top."""
-    router = load_yaml_section(config_file, "router_backend")
-    if router_backend:
-        router["backend"] = router_backend
-    return {
-        "protocol": ProtocolResource(config_file=config_file, n_seeds=n_seeds),
-        "llm_router": LLMRouterResource(**router),
-        "mlflow": MLflowResource(**load_yaml_section(config_file, "mlflow")),
-        "io_manager": LocalAssetIOManager(),
-    }
+from llmoe_pipeline.defs.assets.data import build_data_assets
+from llmoe_pipeline.defs.assets.evaluation import build_evaluation_assets
+from llmoe_pipeline.defs.assets.features import build_feature_assets
+from llmoe_pipeline.defs.assets.models import build_baseline_assets, build_llmoe_assets
+from llmoe_pipeline.defs.assets.router import build_router_assets
+from llmoe_pipeline.defs.assets.tracking import build_tracking_assets
+from llmoe_pipeline.defs.jobs import build_jobs
+from llmoe_pipeline.defs.partitions import Partitions
+from llmoe_pipeline.defs.resources import build_resources
+from llmoe_pipeline.defs.schedules import build_automation
+from llmoe_pipeline.routing import VARIANTS
+from llmoe_pipeline.settings import Settings, settings_from_env
 
 
-defs = dg.Definitions(
-    assets=ALL_ASSETS,
-    jobs=[llmoe_job],
-    schedules=[nightly_refresh_schedule],
-    sensors=[data_files_sensor],
-    resources=build_resources(config_file_from_env()),
-)
+def build_assets(partitions: Partitions) -> list:
+    llmoe = [a for v in VARIANTS for a in build_llmoe_assets(partitions, v.name, v.routing_asset)]
+    return [
+        *build_data_assets(partitions),
+        *build_feature_assets(partitions),
+        *build_router_assets(partitions),
+        *llmoe,
+        *build_baseline_assets(partitions),
+        *build_evaluation_assets(partitions),
+        *build_tracking_assets(partitions),
+    ]
+
+
+def build_definitions(settings: Settings, resources: dict | None = None) -> dg.Definitions:
+    """Every Dagster object, built from one `Settings` (loaded once by the caller); `resources` replace the
+    default resources of the same names (tests swap the language model for a fake one)."""
+    partitions = Partitions.for_tickers(settings.tickers)
+    jobs = build_jobs()
+    schedules, sensors = build_automation(settings, jobs)
+    return dg.Definitions(
+        assets=build_assets(partitions),
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources={**build_resources(settings), **(resources or {})},
+        executor=dg.in_process_executor,
+    )
+
+
+def __getattr__(name: str):
+    """`defs`, built on first access from $LLMOE_CONFIG / $LLMOE_TICKERS / $LLMOE_HOME (what `dagster dev` loads),
+    so importing this module for `build_definitions` reads no environment."""
+    if name == "defs":
+        value = build_definitions(settings_from_env())
+        globals()["defs"] = value
+        return value
+    raise AttributeError(name)

@@ -39,8 +39,10 @@ def _check_positive_prices(prices: pd.DataFrame) -> None:
         if bad.any():
             first = prices.loc[bad].iloc[0]
             day = pd.Timestamp(first["date"]).date()
-            raise ValueError(f"prices: {col} must be a finite positive number, got {first[col]} for "
-                             f"{first['ticker']} on {day} ({int(bad.sum())} such row(s))")
+            raise ValueError(
+                f"prices: {col} must be a finite positive number, got {first[col]} for "
+                f"{first['ticker']} on {day} ({int(bad.sum())} such row(s))"
+            )
 
 
 def daily_features(prices: pd.DataFrame) -> pd.DataFrame:
@@ -79,7 +81,9 @@ def assign_split(dates: pd.Series, split: SplitConfig) -> pd.Series:
     return out
 
 
-def build_features(prices: pd.DataFrame, split: SplitConfig | None = None, window: int = DEFAULT_WINDOW) -> pd.DataFrame:
+def build_features(
+    prices: pd.DataFrame, split: SplitConfig | None = None, window: int = DEFAULT_WINDOW
+) -> pd.DataFrame:
     """One row per (ticker, window end date t): 55 window columns, target, next_return, split.
 
     - target = 1 if adj_close[t+1] > adj_close[t] else 0 (the label to predict at the close of t)
@@ -112,7 +116,9 @@ def build_features(prices: pd.DataFrame, split: SplitConfig | None = None, windo
         raise ValueError("build_features: no price rows")
     result = pd.concat(out, ignore_index=True)
     if result.empty:
-        raise ValueError(f"build_features: no ticker has the {window + max(MA_WINDOWS) } trading days a complete window needs")
+        raise ValueError(
+            f"build_features: no ticker has the {window + max(MA_WINDOWS)} trading days a complete window needs"
+        )
     return result
 
 

@@ -12,8 +12,8 @@ import contextlib
 import os
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import pandas as pd
 
@@ -28,7 +28,7 @@ def _remove_stale_temps(target: Path) -> None:
     for tmp in target.parent.iterdir():
         name = tmp.name
         # mkstemp's random part has no dot: this skips the temp files of a sibling such as `<name>.bak`.
-        if not (name.startswith(prefix) and name.endswith(".tmp") and "." not in name[len(prefix):-4]):
+        if not (name.startswith(prefix) and name.endswith(".tmp") and "." not in name[len(prefix) : -4]):
             continue
         try:
             if time.time() - tmp.stat().st_mtime > STALE_TEMP_SECONDS:

@@ -1,34 +1,33 @@
-"""The paper's seven performance metrics of a daily return series, following empyrical's conventions.
+"""The paper's seven performance metrics of a daily return series, computed with empyrical.
 
-Each metric is one small function of simple (non-compounded) per-period returns, as in empyrical's
-`stats.py`; `compute_metrics` returns all seven. The tests cross-check every function against
-empyrical (empyrical-reloaded) to 1e-9.
-
-Conventions (all as in empyrical):
-- annual return is the CAGR: (prod(1 + r)) ** (periods / n) - 1;
+Each metric calls empyrical (empyrical-reloaded) on the validated returns; `compute_metrics` returns all
+seven. Returns are simple per-period returns. Conventions (empyrical's):
+- total return is prod(1 + r) - 1; annual return is the CAGR, prod(1 + r) ** (periods / n) - 1;
 - volatility and the Sharpe ratio use the sample standard deviation (ddof=1), annualized by sqrt(periods);
-- `risk_free` is a per-period rate; the Sortino ratio uses it as its required return;
+- `risk_free` is a per-period rate; the Sortino ratio uses it as its required return and divides
+  mean(r - required) * periods by the downside deviation sqrt(mean(min(r - required, 0) ** 2) * periods);
 - max drawdown is compounded and <= 0 (the running peak starts at the initial wealth of 1);
 - Calmar = CAGR / |max drawdown|.
 
-Where a ratio is undefined the value is NaN, never inf, so that results stay averageable and JSON-safe:
+NaN policy: where a ratio is undefined the value is NaN, never +-inf, so that results stay averageable
+and JSON-safe:
 - fewer than two returns: volatility, Sharpe and Sortino are NaN (a sample deviation needs two points);
-- zero volatility, e.g. an all-cash strategy whose returns are all 0: Sharpe is NaN because its
-  denominator, the deviation of excess returns, is 0 (empyrical gives 0/0 = NaN here too, but +-inf
-  for a constant non-zero return; we give NaN for both);
-- zero downside deviation (no return below the required return): Sortino is NaN (empyrical: inf or NaN);
-  "zero" is in floating point: deviations below ~1e-154 square to 0 and count as none;
-- no drawdown (equity never below its running peak): Calmar is NaN (as in empyrical).
+- zero deviation of the excess returns, e.g. all cash or a constant return: Sharpe is NaN (empyrical
+  gives NaN or +-inf); identical returns have a volatility of exactly 0;
+- zero downside deviation (no return below the required return): Sortino is NaN (empyrical: inf or
+  NaN); "zero" is in floating point: shortfalls below ~1e-154 square to 0 and count as none;
+- no drawdown (equity never below its running peak): Calmar is NaN.
 Invalid input raises ValueError: an empty series, a NaN or inf (the message names its position and
-label), a return below -1 (a loss of more than everything), or returns so extreme that a metric
-overflows floating point.
+label), a return below -1 (a loss of more than everything), periods <= 0, or returns so extreme that
+a metric overflows floating point.
 """
 
 from __future__ import annotations
 
 import functools
-from typing import Callable
+from collections.abc import Callable
 
+import empyrical
 import numpy as np
 import pandas as pd
 
@@ -67,6 +66,10 @@ def validate_returns(daily_returns, name: str = "daily_returns") -> np.ndarray:
     return values
 
 
+def _too_extreme(name: str, detail) -> ValueError:
+    return ValueError(f"{name}: returns too extreme for floating point ({detail})")
+
+
 def _metric(func: Callable[..., float]) -> Callable[..., float]:
     """Validate the returns, and turn a floating-point overflow into a ValueError instead of inf/garbage."""
 
@@ -77,9 +80,9 @@ def _metric(func: Callable[..., float]) -> Callable[..., float]:
             with np.errstate(over="raise", invalid="raise", divide="raise", under="ignore"):
                 value = float(func(returns, *args, **kwargs))
         except FloatingPointError as exc:
-            raise ValueError(f"{func.__name__}: returns too extreme for floating point ({exc})") from None
+            raise _too_extreme(func.__name__, exc) from None
         if np.isinf(value):
-            raise ValueError(f"{func.__name__}: returns too extreme for floating point (result is {value})")
+            raise _too_extreme(func.__name__, f"result is {value}")
         return value
 
     return wrapper
@@ -90,33 +93,37 @@ def _check_periods(periods: int) -> None:
         raise ValueError(f"periods must be positive, got {periods}")
 
 
-def _sample_std(values: np.ndarray) -> float:
-    """Sample standard deviation (ddof=1); exactly 0 for identical values (no floating-point residue)."""
-    if values.max() == values.min():
-        return 0.0
-    return float(np.std(values, ddof=1))
-
-
 @_metric
 def total_return(returns: np.ndarray) -> float:
     """Compounded return over the whole series: prod(1 + r) - 1."""
-    return np.prod(1.0 + returns) - 1.0
+    return empyrical.cum_returns_final(returns)
 
 
 @_metric
 def annual_return(returns: np.ndarray, periods: int = 252) -> float:
     """CAGR: the final wealth of 1 invested, to the power periods / n, minus 1. A single day works."""
     _check_periods(periods)
-    return np.prod(1.0 + returns) ** (periods / returns.size) - 1.0
+    return empyrical.annual_return(returns, annualization=periods)
+
+
+def _volatility(values: np.ndarray, periods: int) -> float:
+    """empyrical's annual volatility, but exactly 0 for identical values (no residue of a rounded mean)
+    and an error, not inf, when the deviation overflows."""
+    _check_periods(periods)
+    if values.size < 2:
+        return np.nan
+    if values.max() == values.min():
+        return 0.0
+    vol = empyrical.annual_volatility(values, annualization=periods)
+    if np.isinf(vol):  # empyrical's deviation (bottleneck) overflows without a floating-point error
+        raise FloatingPointError("overflow in the standard deviation")
+    return vol
 
 
 @_metric
 def annual_volatility(returns: np.ndarray, periods: int = 252) -> float:
     """Sample standard deviation (ddof=1) times sqrt(periods); NaN for fewer than two returns."""
-    _check_periods(periods)
-    if returns.size < 2:
-        return np.nan
-    return _sample_std(returns) * np.sqrt(periods)
+    return _volatility(returns, periods)
 
 
 @_metric
@@ -125,44 +132,34 @@ def sharpe_ratio(returns: np.ndarray, risk_free: float = 0.0, periods: int = 252
 
     NaN for fewer than two returns, and for zero deviation (e.g. all cash): the ratio divides by 0.
     """
-    _check_periods(periods)
-    excess = returns - risk_free
-    if excess.size < 2:
+    vol = _volatility(returns - risk_free, periods)
+    if np.isnan(vol) or vol == 0.0:
         return np.nan
-    std = _sample_std(excess)
-    if std == 0.0:
-        return np.nan
-    return np.mean(excess) / std * np.sqrt(periods)
-
-
-@_metric
-def downside_risk(returns: np.ndarray, required_return: float = 0.0, periods: int = 252) -> float:
-    """Downside deviation: sqrt(mean(min(r - required, 0) ** 2)) * sqrt(periods) (over all n returns)."""
-    _check_periods(periods)
-    shortfall = np.minimum(returns - required_return, 0.0)
-    return np.sqrt(np.mean(shortfall**2)) * np.sqrt(periods)
+    return empyrical.sharpe_ratio(returns, risk_free=risk_free, annualization=periods)
 
 
 @_metric
 def sortino_ratio(returns: np.ndarray, required_return: float = 0.0, periods: int = 252) -> float:
-    """mean(r - required) * periods / downside_risk (empyrical's formula).
+    """mean(r - required) * periods / downside deviation (empyrical's formula).
 
     NaN for fewer than two returns, and when no return falls below the required return (the downside
     deviation, the denominator, is 0).
     """
+    _check_periods(periods)
     if returns.size < 2:
         return np.nan
-    risk = downside_risk(returns, required_return, periods)
+    risk = empyrical.downside_risk(returns, required_return=required_return, annualization=periods)
     if risk == 0.0:
         return np.nan
-    return np.mean(returns - required_return) * periods / risk
+    return empyrical.sortino_ratio(returns, required_return=required_return, annualization=periods)
 
 
 def drawdown_from_equity(equity) -> np.ndarray:
     """Drawdown of equity curve(s) that start from wealth 1: equity / running peak - 1 (<= 0).
 
     `equity` is 1-D (one curve) or 2-D (dates x curves); the peak includes the initial wealth of 1, so
-    a loss on the first day is already a drawdown.
+    a loss on the first day is already a drawdown. (empyrical's drawdown works from returns; this is
+    for equity curves, e.g. plots.)
     """
     equity = np.asarray(equity, dtype=float)
     peak = np.maximum.accumulate(np.maximum(equity, 1.0), axis=0)
@@ -172,16 +169,17 @@ def drawdown_from_equity(equity) -> np.ndarray:
 @_metric
 def max_drawdown(returns: np.ndarray) -> float:
     """Largest compounded peak-to-trough loss, as a negative number (0 when there is no drawdown)."""
-    return np.min(drawdown_from_equity(np.cumprod(1.0 + returns)))
+    return empyrical.max_drawdown(returns)
 
 
 @_metric
 def calmar_ratio(returns: np.ndarray, periods: int = 252) -> float:
     """CAGR / |max drawdown|; NaN when there is no drawdown (the ratio divides by 0)."""
-    mdd = max_drawdown(returns)
-    if mdd >= 0.0:
-        return np.nan
-    return annual_return(returns, periods) / abs(mdd)
+    _check_periods(periods)
+    value = empyrical.calmar_ratio(returns, annualization=periods)
+    if np.isnan(value) and max_drawdown(returns) < 0.0:  # empyrical turns an overflowed ratio into NaN
+        raise _too_extreme("calmar_ratio", "CAGR / |max drawdown| overflows")
+    return value
 
 
 def compute_metrics(daily_returns, periods: int = 252, risk_free: float = 0.0) -> dict[str, float]:

@@ -15,8 +15,8 @@ and written through `io.atomic_path`, so a crash never leaves a half-written PNG
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import numpy as np
 import pandas as pd
@@ -25,9 +25,10 @@ from matplotlib.figure import Figure
 
 from llmoe_pipeline.io import atomic_path
 from llmoe_pipeline.metrics import drawdown_from_equity
+from llmoe_pipeline.models.registry import BUY_AND_HOLD
+from llmoe_pipeline.regimes import REGIMES
 
-REGIME_COLORS = {"Optimistic": "tab:green", "Pessimistic": "tab:red"}
-BENCHMARK_LABEL = "Buy&Hold"
+REGIME_COLORS = dict(zip(REGIMES, ("tab:green", "tab:red")))
 
 
 def _new_axes(title: str, ylabel: str):
@@ -49,7 +50,7 @@ def _save(fig: Figure, path: str | os.PathLike) -> Path:
 def _plot_band(ax, frame: pd.DataFrame, label: str) -> None:
     """Mean over the columns (seeds) as a line, +-1 std (ddof=1; none for one seed) as a band."""
     mean = frame.mean(axis=1)
-    line, = ax.plot(frame.index, mean, label=f"{label} (n={frame.shape[1]})", linewidth=1.4)
+    (line,) = ax.plot(frame.index, mean, label=f"{label} (n={frame.shape[1]})", linewidth=1.4)
     if frame.shape[1] > 1:
         std = frame.std(axis=1, ddof=1)
         ax.fill_between(frame.index, mean - std, mean + std, color=line.get_color(), alpha=0.2, linewidth=0)
@@ -63,35 +64,48 @@ def _check_curves(curves: Mapping[str, pd.DataFrame]) -> None:
             raise ValueError(f"the equity curves of {model!r} are empty")
 
 
-def plot_equity(curves: Mapping[str, pd.DataFrame], benchmark: pd.Series, path: str | os.PathLike,
-                title: str = "Equity (mean ± 1 std over seeds)") -> Path:
+def plot_equity(
+    curves: Mapping[str, pd.DataFrame],
+    benchmark: pd.Series,
+    path: str | os.PathLike,
+    title: str = "Equity (mean ± 1 std over seeds)",
+) -> Path:
     """Mean equity per model with a ±1 std band over seeds, against buy-and-hold; returns `path`."""
     _check_curves(curves)
     fig, ax = _new_axes(title, "equity (start = 1)")
     for model, frame in curves.items():
         _plot_band(ax, frame, model)
-    ax.plot(benchmark.index, benchmark, color="black", linestyle="--", linewidth=1.2, label=BENCHMARK_LABEL)
+    ax.plot(benchmark.index, benchmark, color="black", linestyle="--", linewidth=1.2, label=BUY_AND_HOLD)
     ax.axhline(1.0, color="grey", linewidth=0.8)
     ax.legend(loc="upper left")
     return _save(fig, path)
 
 
-def plot_drawdown(curves: Mapping[str, pd.DataFrame], benchmark: pd.Series, path: str | os.PathLike,
-                  title: str = "Drawdown (mean ± 1 std over seeds)") -> Path:
+def plot_drawdown(
+    curves: Mapping[str, pd.DataFrame],
+    benchmark: pd.Series,
+    path: str | os.PathLike,
+    title: str = "Drawdown (mean ± 1 std over seeds)",
+) -> Path:
     """Drawdown (%) per model, mean with a ±1 std band over seeds, against buy-and-hold; returns `path`."""
     _check_curves(curves)
     fig, ax = _new_axes(title, "drawdown (%)")
     for model, frame in curves.items():
         drawdown = pd.DataFrame(drawdown_from_equity(frame) * 100.0, index=frame.index, columns=frame.columns)
         _plot_band(ax, drawdown, model)
-    ax.plot(benchmark.index, drawdown_from_equity(benchmark) * 100.0, color="black", linestyle="--",
-            linewidth=1.2, label=BENCHMARK_LABEL)
+    ax.plot(
+        benchmark.index,
+        drawdown_from_equity(benchmark) * 100.0,
+        color="black",
+        linestyle="--",
+        linewidth=1.2,
+        label=BUY_AND_HOLD,
+    )
     ax.legend(loc="lower left")
     return _save(fig, path)
 
 
-def plot_regimes(prices: pd.Series, labels: pd.Series, path: str | os.PathLike,
-                 title: str = "Router regimes") -> Path:
+def plot_regimes(prices: pd.Series, labels: pd.Series, path: str | os.PathLike, title: str = "Router regimes") -> Path:
     """The price (or an equity curve) with each day's router label shaded behind it; returns `path`.
 
     Label of date t shades [t, next date). Dates without a label stay unshaded; a label other than
@@ -114,8 +128,14 @@ def plot_regimes(prices: pd.Series, labels: pd.Series, path: str | os.PathLike,
         if label not in REGIME_COLORS:
             continue
         right = dates[end] if end < len(dates) else dates[-1]
-        ax.axvspan(dates[start], right, color=REGIME_COLORS[label], alpha=0.18, linewidth=0,
-                   label=None if label in shown else label)
+        ax.axvspan(
+            dates[start],
+            right,
+            color=REGIME_COLORS[label],
+            alpha=0.18,
+            linewidth=0,
+            label=None if label in shown else label,
+        )
         shown.add(label)
     ax.plot(dates, prices, color="black", linewidth=1.2, label=prices.name or "price")
     ax.legend(loc="upper left")

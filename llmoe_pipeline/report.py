@@ -18,9 +18,8 @@ import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.metrics import METRIC_NAMES
+from llmoe_pipeline.models.registry import model_rank
 
-MODEL_ORDER = ("LLMoE", "MoE", "LSTM", "MLP", "LightGBM", "Buy&Hold")
-BUY_AND_HOLD = "Buy&Hold"
 GROUP_KEYS = ["ticker", "model", "split", "cost_bps"]
 STATS = ("mean", "std", "min", "max")
 # Shown as percentages in the table; the ratios are shown as they are.
@@ -64,13 +63,8 @@ def summarize(results: pd.DataFrame) -> pd.DataFrame:
     return _ordered(summary).reset_index(drop=True)
 
 
-def _model_rank(model: str) -> tuple[int, str]:
-    """Models of MODEL_ORDER first in that order, any other model after them alphabetically."""
-    return (MODEL_ORDER.index(model), "") if model in MODEL_ORDER else (len(MODEL_ORDER), model)
-
-
 def _ordered(summary: pd.DataFrame) -> pd.DataFrame:
-    rank = summary["model"].map(_model_rank)
+    rank = summary["model"].map(model_rank)
     return summary.assign(_rank=rank).sort_values(["ticker", "split", "cost_bps", "_rank"]).drop(columns="_rank")
 
 
@@ -89,8 +83,10 @@ def _blocks(summary: pd.DataFrame, splits: list[str]):
     for split in splits:
         part = summary[summary["split"] == split]
         for (cost, ticker), group in part.groupby(["cost_bps", "ticker"], sort=True):
-            rows = [[r["model"], str(int(r["n_seeds"])), *(_format_cell(r, m) for m in METRIC_NAMES)]
-                    for _, r in group.iterrows()]
+            rows = [
+                [r["model"], str(int(r["n_seeds"])), *(_format_cell(r, m) for m in METRIC_NAMES)]
+                for _, r in group.iterrows()
+            ]
             yield f"{ticker}, {split} split, cost {cost:g} bps (mean ± std over seeds)", header, rows
 
 
@@ -106,7 +102,7 @@ def format_table(summary: pd.DataFrame, split: str = "test") -> str:
     for title, header, rows in _blocks(summary, [split]):
         widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
 
-        def line(cells: list[str]) -> str:  # model names left-aligned, numbers right-aligned
+        def line(cells: list[str], widths: list[int] = widths) -> str:  # names left-aligned, numbers right-aligned
             return "  ".join(c.ljust(w) if i == 0 else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths)))
 
         out += [title, line(header), "-" * len(line(header)), *(line(r) for r in rows), ""]
@@ -136,11 +132,13 @@ def to_json(summary: pd.DataFrame, split: str = "test") -> list[dict]:
     """
     records = []
     for _, row in _ordered(summary[summary["split"] == split]).iterrows():
-        records.append({
-            "ticker": str(row["ticker"]),
-            "model": str(row["model"]),
-            "cost_bps": float(row["cost_bps"]),
-            "n_seeds": int(row["n_seeds"]),
-            "metrics": {m: {s: _json_number(row[f"{m}_{s}"]) for s in STATS} for m in METRIC_NAMES},
-        })
+        records.append(
+            {
+                "ticker": str(row["ticker"]),
+                "model": str(row["model"]),
+                "cost_bps": float(row["cost_bps"]),
+                "n_seeds": int(row["n_seeds"]),
+                "metrics": {m: {s: _json_number(row[f"{m}_{s}"]) for s in STATS} for m in METRIC_NAMES},
+            }
+        )
     return records

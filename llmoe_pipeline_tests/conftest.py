@@ -13,7 +13,7 @@ os.environ["LLMOE_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("LLMOE_TICKERS", "AAPL,MSFT")
 os.environ.pop("LLMOE_CONFIG", None)
 
-from llmoe_pipeline.paths import default_data_dir  # noqa: E402
+from llmoe_pipeline.paths import default_data_dir
 
 DATA_DIR = Path(os.environ.get("LLMOE_DATA_DIR") or default_data_dir())
 
@@ -28,6 +28,14 @@ def data_dir() -> Path:
 @pytest.fixture(scope="session")
 def session_home() -> Path:
     return _SESSION_HOME
+
+
+@pytest.fixture(scope="session")
+def router_model(session_home):
+    """The default router alias converted to safetensors under the session's LLMOE home (once per session)."""
+    from llmoe_pipeline.router.model import DEFAULT_MODEL, resolve_model
+
+    return resolve_model(DEFAULT_MODEL, session_home)
 
 
 @pytest.fixture(scope="session")

@@ -7,8 +7,12 @@ import pandas as pd
 
 from llmoe_pipeline import SplitConfig, build_features
 
-SMALL_SPLIT = SplitConfig(train_start=dt.date(2010, 1, 1), train_end=dt.date(2013, 12, 31),
-                          test_start=dt.date(2014, 1, 2), test_end=dt.date(2014, 6, 30))
+SMALL_SPLIT = SplitConfig(
+    train_start=dt.date(2010, 1, 1),
+    train_end=dt.date(2013, 12, 31),
+    test_start=dt.date(2014, 1, 2),
+    test_end=dt.date(2014, 6, 30),
+)
 
 
 def small_features(aapl_prices: pd.DataFrame) -> pd.DataFrame:

@@ -17,7 +17,6 @@ import pytest
 from llmoe_pipeline.data import daily_news, load_headlines, load_prices
 from llmoe_pipeline.features import build_features
 from llmoe_pipeline.paths import default_data_dir
-from llmoe_pipeline.router.model import DEFAULT_MODEL, ResolvedModel, resolve_model
 from llmoe_pipeline.router.prompt import build_prompts
 
 DATA_DIR = Path(os.environ.get("LLMOE_DATA_DIR") or default_data_dir())
@@ -33,8 +32,9 @@ def reference_data(tickers: tuple[str, ...] = ("AAPL", "MSFT")) -> tuple[pd.Data
     return prices, headlines
 
 
-def prompts_for(ticker: str, headlines: pd.DataFrame | None = None, prices: pd.DataFrame | None = None,
-                **prompt_kwargs) -> pd.DataFrame:
+def prompts_for(
+    ticker: str, headlines: pd.DataFrame | None = None, prices: pd.DataFrame | None = None, **prompt_kwargs
+) -> pd.DataFrame:
     """All windows of `ticker` from the reference data, or from the given prices/headlines instead."""
     all_prices, all_headlines = reference_data()
     prices = all_prices[all_prices["ticker"] == ticker] if prices is None else prices
@@ -50,14 +50,13 @@ def real_prompts(ticker: str, start: str, n: int, **prompt_kwargs) -> pd.DataFra
 
 def mixed_prompts(n_per_ticker: int, **prompt_kwargs) -> pd.DataFrame:
     """Real windows of both tickers from different years (some with long news lists, some sparse)."""
-    return pd.concat([real_prompts("AAPL", "2012-03-01", n_per_ticker, **prompt_kwargs),
-                      real_prompts("MSFT", "2016-06-01", n_per_ticker, **prompt_kwargs)], ignore_index=True)
-
-
-@pytest.fixture(scope="session")
-def router_model(session_home) -> ResolvedModel:
-    """The default alias converted to safetensors under the session's LLMOE home."""
-    return resolve_model(DEFAULT_MODEL, session_home)
+    return pd.concat(
+        [
+            real_prompts("AAPL", "2012-03-01", n_per_ticker, **prompt_kwargs),
+            real_prompts("MSFT", "2016-06-01", n_per_ticker, **prompt_kwargs),
+        ],
+        ignore_index=True,
+    )
 
 
 SHORT = {"max_news_chars": 300, "max_headline_chars": 90}  # real windows, shorter news: cheaper model calls
@@ -73,7 +72,7 @@ def reference_windows() -> pd.DataFrame:
 def reference_scores(model_path: str) -> tuple:
     """p_optimistic of `reference_windows()` from the transformers backend (float32): the reference the
     vLLM and OpenAI-server paths are checked against. Computed once per test session."""
-    from llmoe_pipeline.router.backends import make_backend
+    from llmoe_pipeline.router.backends import RouterBackendConfig, make_backend
 
-    with make_backend("transformers", model_path, batch_size=8) as reference:
+    with make_backend(RouterBackendConfig(backend="transformers", model=model_path, forward_batch_size=8)) as reference:
         return tuple(reference.score(reference_windows()["prompt"].tolist())), reference.label_ids

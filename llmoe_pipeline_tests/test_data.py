@@ -14,7 +14,12 @@ def test_tidy_prices_typed_sorted_unique(data_dir):
     assert not p.duplicated(["ticker", "date"]).any()
     assert p.equals(p.sort_values(["ticker", "date"]).reset_index(drop=True))
     first = p.iloc[0]
-    assert (first["ticker"], str(first["date"].date()), first["open"], first["volume"]) == ("AAPL", "2006-01-03", 10.34, 201808600)
+    assert (first["ticker"], str(first["date"].date()), first["open"], first["volume"]) == (
+        "AAPL",
+        "2006-01-03",
+        10.34,
+        201808600,
+    )
 
 
 def test_paper_raw_file_matches_tidy_prices(data_dir):
@@ -51,15 +56,18 @@ HEADER = "date,ticker,open,high,low,close,adj_close,volume\n"
 GOOD = "2020-01-02,XYZ,10,11,9,10.5,10.4,100\n"
 
 
-@pytest.mark.parametrize("row, column, message", [
-    ("2020-01-03,XYZ,10,11,9,abc,10.4,100", "close", "not a finite number"),
-    ("2020-01-03,XYZ,10,11,9,,10.4,100", "close", "not a finite number"),
-    ("2020-01-03,XYZ,10,11,9,10.5,-1,100", "adj_close", "must be positive"),
-    ("2020-01-03,XYZ,10,9,11,10.5,10.4,100", "high", "below low"),
-    ("2020-13-45,XYZ,10,11,9,10.5,10.4,100", "date", "unparsable date"),
-    ("2020-01-03,XYZ,10,11,9,10.5,10.4,1.5", "volume", "non-negative integer"),
-    ("2020-01-02,XYZ,10,11,9,10.5,10.4,100", "date", "duplicate"),
-])
+@pytest.mark.parametrize(
+    "row, column, message",
+    [
+        ("2020-01-03,XYZ,10,11,9,abc,10.4,100", "close", "not a finite number"),
+        ("2020-01-03,XYZ,10,11,9,,10.4,100", "close", "not a finite number"),
+        ("2020-01-03,XYZ,10,11,9,10.5,-1,100", "adj_close", "must be positive"),
+        ("2020-01-03,XYZ,10,9,11,10.5,10.4,100", "high", "below low"),
+        ("2020-13-45,XYZ,10,11,9,10.5,10.4,100", "date", "unparsable date"),
+        ("2020-01-03,XYZ,10,11,9,10.5,10.4,1.5", "volume", "non-negative integer"),
+        ("2020-01-02,XYZ,10,11,9,10.5,10.4,100", "date", "duplicate"),
+    ],
+)
 def test_bad_row_names_file_row_and_column(tmp_path, row, column, message):
     path = _write(tmp_path, HEADER + GOOD + row + "\n")
     with pytest.raises(DataValidationError) as err:
@@ -78,10 +86,14 @@ def test_missing_column_and_wrong_delimiter(tmp_path):
 
 def test_daily_news_maps_weekend_headlines_to_next_trading_day(data_dir):
     prices = load_prices(data_dir / "prices.csv", tickers=["AAPL"])
-    heads = pd.DataFrame({
-        "date": pd.to_datetime(["2015-01-02", "2015-01-03", "2015-01-04", "2015-01-05"]),  # Fri, Sat, Sun, Mon
-        "ticker": "AAPL", "headline": ["fri", "sat", "sun", "mon"], "source": "t",
-    })
+    heads = pd.DataFrame(
+        {
+            "date": pd.to_datetime(["2015-01-02", "2015-01-03", "2015-01-04", "2015-01-05"]),  # Fri, Sat, Sun, Mon
+            "ticker": "AAPL",
+            "headline": ["fri", "sat", "sun", "mon"],
+            "source": "t",
+        }
+    )
     news = daily_news(heads, prices).set_index("date")["headlines"]
     assert news[pd.Timestamp("2015-01-02")] == ["fri"]
     assert news[pd.Timestamp("2015-01-05")] == ["sat", "sun", "mon"]

@@ -85,8 +85,13 @@ def test_paper_split_defaults(aapl_prices):
 
 def test_assign_split_custom_fraction_and_open_ended_test():
     dates = pd.Series(pd.bdate_range("2020-01-01", periods=20))
-    split = SplitConfig(train_start="2020-01-01", train_end="2020-01-14", test_start="2020-01-15",
-                        test_end=None, validation_fraction=0.3)
+    split = SplitConfig(
+        train_start="2020-01-01",
+        train_end="2020-01-14",
+        test_start="2020-01-15",
+        test_end=None,
+        validation_fraction=0.3,
+    )
     s = assign_split(dates, split)
     assert list(s) == ["train"] * 7 + ["validation"] * 3 + ["test"] * 10
 

@@ -22,9 +22,15 @@ def curves(aapl_test_period):
     curves = {}
     for model, p_up in (("LLMoE", 0.7), ("MLP", 0.5)):  # random predictions, 3 seeds each
         curves[model] = pd.concat(
-            {seed: backtest(pd.Series(np.random.default_rng(seed).random(len(next_returns)) < p_up,
-                                      index=next_returns.index), next_returns)["equity"]
-             for seed in range(3)}, axis=1)
+            {
+                seed: backtest(
+                    pd.Series(np.random.default_rng(seed).random(len(next_returns)) < p_up, index=next_returns.index),
+                    next_returns,
+                )["equity"]
+                for seed in range(3)
+            },
+            axis=1,
+        )
     return curves
 
 

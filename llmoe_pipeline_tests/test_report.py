@@ -83,13 +83,13 @@ def test_format_table(results):
     assert "MSFT, test split, cost 0 bps (mean ± std over seeds)" in lines
     assert "AAPL, test split, cost 10 bps (mean ± std over seeds)" in lines
     assert "train" not in text
-    llmoe = next(l for l in lines if l.startswith("LLMoE") and "40.00 ± 20.00" in l)
+    llmoe = next(row for row in lines if row.startswith("LLMoE") and "40.00 ± 20.00" in row)
     # total return 40% ± 20%, Sharpe 2.00 ± 1.00, max drawdown mean -20% ± 10%
     assert "2.00 ± 1.00" in llmoe and "-20.00 ± 10.00" in llmoe
-    block = lines[lines.index("AAPL, test split, cost 0 bps (mean ± std over seeds)"):]
-    assert [l.split()[0] for l in block[3:6]] == ["LLMoE", "MLP", "Buy&Hold"]
-    assert "n/a" in next(l for l in lines if l.startswith("MoE"))
-    assert len({len(l) for l in block[1:6]}) == 1  # aligned columns
+    block = lines[lines.index("AAPL, test split, cost 0 bps (mean ± std over seeds)") :]
+    assert [row.split()[0] for row in block[3:6]] == ["LLMoE", "MLP", "Buy&Hold"]
+    assert "n/a" in next(row for row in lines if row.startswith("MoE"))
+    assert len({len(row) for row in block[1:6]}) == 1  # aligned columns
     with pytest.raises(ValueError, match="validation"):
         format_table(summarize(results), split="validation")
 

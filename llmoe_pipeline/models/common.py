@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable, Optional
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -20,18 +21,18 @@ class FittedModel:
 
     - estimator: the object to log to MLflow under `flavor`: "pytorch" (a `ProbabilityNet`: raw float32
       (n, 55) inputs → P(up) (n,), z-scoring inside), "lightgbm" (a `lightgbm.Booster`, binary objective:
-      `predict` gives P(up)), or None for buy-and-hold (nothing to log).
+      `predict` gives P(up)).
     - params: the full hyperparameters it was trained with (JSON-native values).
-    - history: per-epoch train/val loss for networks; empty for LightGBM and buy-and-hold.
+    - history: per-epoch train/val loss for networks; empty for LightGBM.
     - best_epoch: epoch (boosting round for LightGBM) whose weights were kept; 0 when not applicable.
     - train_rows / validation_rows: index labels of the feature-table rows used to fit / early-stop.
     """
 
     name: str
     params: dict
-    seed: Optional[int]
+    seed: int
     estimator: Any
-    flavor: Optional[str]
+    flavor: Literal["pytorch", "lightgbm"]
     n_inputs: int
     history: pd.DataFrame = field(default_factory=lambda: pd.DataFrame(columns=HISTORY_COLUMNS))
     best_epoch: int = 0
@@ -47,8 +48,6 @@ class FittedModel:
             return predict_network(self.estimator, x)
         if self.flavor == "lightgbm":
             return np.asarray(self.estimator.predict(x.astype(np.float64)), dtype=np.float64)
-        if self.estimator is None:  # buy-and-hold: always long
-            return np.ones(len(x), dtype=np.float64)
         raise ValueError(f"{self.name}: unknown flavor {self.flavor!r}")
 
 
@@ -68,17 +67,40 @@ def split_mask(features: pd.DataFrame, split: str) -> np.ndarray:
     return (features["split"] == split).to_numpy()
 
 
-def fit_network_model(name: str, build: Callable[[int], ProbabilityNet], features: pd.DataFrame,
-                      train_mask: np.ndarray, validation_mask: np.ndarray, params: dict, seed: int) -> FittedModel:
+def fit_network_model(
+    name: str,
+    build: Callable[[int], ProbabilityNet],
+    features: pd.DataFrame,
+    train_mask: np.ndarray,
+    validation_mask: np.ndarray,
+    params: dict,
+    seed: int,
+) -> FittedModel:
     """Train `build(n_inputs)` on the masked training rows, early-stopping on the masked validation rows."""
     cols = input_columns(features)
     x = features[cols].to_numpy(np.float64)
     y = features["target"].to_numpy(np.float64)
     net, history, best_epoch = train_network(
-        lambda: build(len(cols)), x[train_mask], y[train_mask], x[validation_mask], y[validation_mask],
-        learning_rate=params["learning_rate"], max_epochs=params["max_epochs"], patience=params["patience"],
-        batch_size=params["batch_size"], seed=seed)
-    return FittedModel(name=name, params=dict(params), seed=seed, estimator=net, flavor="pytorch",
-                       n_inputs=len(cols), history=history, best_epoch=best_epoch,
-                       train_rows=features.index[train_mask].to_numpy(),
-                       validation_rows=features.index[validation_mask].to_numpy())
+        lambda: build(len(cols)),
+        x[train_mask],
+        y[train_mask],
+        x[validation_mask],
+        y[validation_mask],
+        learning_rate=params["learning_rate"],
+        max_epochs=params["max_epochs"],
+        patience=params["patience"],
+        batch_size=params["batch_size"],
+        seed=seed,
+    )
+    return FittedModel(
+        name=name,
+        params=dict(params),
+        seed=seed,
+        estimator=net,
+        flavor="pytorch",
+        n_inputs=len(cols),
+        history=history,
+        best_epoch=best_epoch,
+        train_rows=features.index[train_mask].to_numpy(),
+        validation_rows=features.index[validation_mask].to_numpy(),
+    )

@@ -8,7 +8,9 @@ day goes to the expert of its router label. The LLMoE grid search also chooses t
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -17,23 +19,28 @@ from llmoe_pipeline.config import ExpertConfig
 from llmoe_pipeline.models.common import FittedModel, fit_network_model, input_columns, split_mask
 from llmoe_pipeline.models.nets import FeedForwardNet
 from llmoe_pipeline.models.search import SearchResult, best_trial, grid, run_search, validation_score
-from llmoe_pipeline.router.labels import apply_threshold, fit_threshold
-
-REGIMES = ("Optimistic", "Pessimistic")
-# Fewer windows of a regime than this in a split cannot train and early-stop its expert.
-MIN_ROWS_PER_REGIME = {"train": 50, "validation": 10}
-
-
-def regime_counts(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
-    """split → regime → number of labelled windows (every regime listed, 0 included)."""
-    table = labels.groupby(["split", "label"]).size()
-    return {split: {r: int(table.get((split, r), 0)) for r in REGIMES} for split in labels["split"].unique()}
+from llmoe_pipeline.regimes import (
+    MIN_ROWS_PER_REGIME,
+    REGIMES,
+    apply_threshold,
+    fit_threshold,
+    regime_counts,
+    too_few_windows,
+)
 
 
-def too_few_windows(counts: dict[str, dict[str, int]]) -> dict[str, int]:
-    """"split/regime" → count, for each regime short of MIN_ROWS_PER_REGIME (empty: both experts trainable)."""
-    return {f"{split}/{r}": counts.get(split, {}).get(r, 0) for split, need in MIN_ROWS_PER_REGIME.items()
-            for r in REGIMES if counts.get(split, {}).get(r, 0) < need}
+@dataclass(frozen=True)
+class LLMoESearch:
+    """The LLMoE grid's choice: the router threshold and each regime's network hyperparameters."""
+
+    threshold_quantile: float  # of the training windows' routing score
+    threshold: float  # the score above which a window is routed to REGIMES[0]
+    params: Mapping[str, dict[str, Any]]  # regime -> network hyperparameters
+    table: pd.DataFrame  # one row per threshold quantile: regime counts, validation score, skipped
+
+    def expert_params(self, regime: str) -> dict[str, Any]:
+        """The regime's hyperparameters, with the threshold they were chosen under (recorded with the models)."""
+        return {**self.params[regime], "threshold_quantile": self.threshold_quantile, "threshold": self.threshold}
 
 
 def router_labels_for(features: pd.DataFrame, labels: pd.DataFrame) -> pd.Series:
@@ -77,13 +84,21 @@ def train_expert(features: pd.DataFrame, labels: pd.DataFrame, regime: str, para
     return fit_network_model(
         expert_name(regime),
         lambda n_inputs: FeedForwardNet(n_inputs, params["hidden_sizes"], params["dropout"]),
-        features, train_mask, validation_mask, params, seed)
+        features,
+        train_mask,
+        validation_mask,
+        params,
+        seed,
+    )
 
 
 def expert_param_grid(cfg: ExpertConfig) -> list[dict]:
     """hidden sizes × dropout × learning rate, each with the fixed training settings (JSON-native values)."""
-    space = {"hidden_sizes": [list(h) for h in cfg.hidden_sizes_grid], "dropout": list(cfg.dropout_grid),
-             "learning_rate": list(cfg.learning_rate_grid)}
+    space: dict[str, list] = {
+        "hidden_sizes": [list(h) for h in cfg.hidden_sizes_grid],
+        "dropout": list(cfg.dropout_grid),
+        "learning_rate": list(cfg.learning_rate_grid),
+    }
     fixed = {"max_epochs": cfg.max_epochs, "patience": cfg.patience, "batch_size": cfg.batch_size}
     return [{**combo, **fixed} for combo in grid(space)]
 
@@ -94,53 +109,68 @@ def grid_search_experts(features: pd.DataFrame, labels: pd.DataFrame, cfg: Exper
     table of all trials with a `regime` column and best_model = {regime: the winning expert}."""
     best, models, tables = {}, {}, []
     for regime in REGIMES:
-        result = run_search(expert_param_grid(cfg),
-                            lambda params: train_expert(features, labels, regime, params, seed), features)
+
+        def fit(params: dict, regime: str = regime) -> FittedModel:
+            return train_expert(features, labels, regime, params, seed)
+
+        result = run_search(expert_param_grid(cfg), fit, features)
         best[regime], models[regime] = result.best_params, result.best_model
         tables.append(result.table.assign(regime=regime))
     table = pd.concat(tables, ignore_index=True)
     return SearchResult(best, table[["regime"] + [c for c in table.columns if c != "regime"]], models)
 
 
-def search_router_threshold(features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int
-                            ) -> SearchResult:
+def search_router_threshold(
+    features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int, score_column: str = "p_optimistic"
+) -> LLMoESearch:
     """The outer dimension of the LLMoE grid: the router's decision threshold.
 
     For each quantile q in `cfg.threshold_quantile_grid`, the threshold is the q-quantile of the *training*
-    windows' p_optimistic (`fit_threshold`); every window is relabelled with it, each regime's network is
+    windows' `score_column` (`fit_threshold`); every window is relabelled with it, each regime's network is
     grid-searched on its own validation rows (`grid_search_experts`), and LLMoE as a whole is scored on all
     validation rows, each through the expert of its label, with the score every search uses (accuracy, then
     log loss). Quantiles that leave a regime short of MIN_ROWS_PER_REGIME are skipped.
-    `labels`: router labels with split and p_optimistic. Returns best_params = {"threshold_quantile",
-    "threshold", "Optimistic": params, "Pessimistic": params} and one table row per quantile.
     """
     validation = features[features["split"] == "validation"]
-    rows, choices = [], []
+    rows: list[dict] = []
+    choices: list[LLMoESearch] = []
     for q in cfg.threshold_quantile_grid:
-        threshold = fit_threshold(labels, q)
-        relabelled = apply_threshold(labels, threshold)
+        threshold = fit_threshold(labels, q, score_column)
+        relabelled = apply_threshold(labels, threshold, score_column)
         counts = regime_counts(relabelled)
-        row = {"trial": len(rows), "threshold_quantile": q, "threshold": threshold,
-               **{f"n_{split}_{r.lower()}": counts.get(split, {}).get(r, 0) for split in MIN_ROWS_PER_REGIME
-                  for r in REGIMES}}
+        row = {
+            "trial": len(rows),
+            "threshold_quantile": q,
+            "threshold": threshold,
+            **{
+                f"n_{split}_{r.lower()}": counts.get(split, {}).get(r, 0)
+                for split in MIN_ROWS_PER_REGIME
+                for r in REGIMES
+            },
+        }
         if too_few_windows(counts):
             rows.append({**row, "val_accuracy": np.nan, "val_log_loss": np.nan, "skipped": True})
             continue
         searched = grid_search_experts(features, relabelled, cfg, seed)
-        score = validation_score(validation["target"].to_numpy(),
-                                 llmoe_predict(searched.best_model, validation, relabelled))
+        score = validation_score(
+            validation["target"].to_numpy(), llmoe_predict(searched.best_model, validation, relabelled)
+        )
         rows.append({**row, **score, "skipped": False})
-        choices.append({"threshold_quantile": q, "threshold": threshold, **searched.best_params})
+        choices.append(LLMoESearch(q, threshold, searched.best_params, pd.DataFrame()))
     table = pd.DataFrame(rows)
     scored = table[~table["skipped"]].reset_index(drop=True)
     if scored.empty:
-        raise ValueError(f"every router threshold quantile in {cfg.threshold_quantile_grid} leaves a regime with "
-                         f"fewer windows than {MIN_ROWS_PER_REGIME} (per split)")
-    return SearchResult(choices[best_trial(scored)], table)
+        raise ValueError(
+            f"every router threshold quantile in {cfg.threshold_quantile_grid} leaves a regime with "
+            f"fewer windows than {MIN_ROWS_PER_REGIME} (per split)"
+        )
+    best = choices[best_trial(scored)]
+    return LLMoESearch(best.threshold_quantile, best.threshold, best.params, table)
 
 
-def llmoe_predict(experts_by_regime: dict[str, FittedModel], features_rows: pd.DataFrame,
-                  labels_rows: pd.DataFrame | Sequence[str]) -> np.ndarray:
+def llmoe_predict(
+    experts_by_regime: dict[str, FittedModel], features_rows: pd.DataFrame, labels_rows: pd.DataFrame | Sequence[str]
+) -> np.ndarray:
     """P(up) for every row of `features_rows`, each from the expert of its router label.
 
     labels_rows: a router-label table (ticker, date, label), matched on (ticker, date), or one label per

@@ -9,7 +9,7 @@ RNG is left as it was), and a seeded shuffling generator.
 from __future__ import annotations
 
 import contextlib
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,10 @@ class ZScore(nn.Module):
         self.register_buffer("mean", torch.zeros(n_inputs))
         self.register_buffer("std", torch.ones(n_inputs))
 
-    def fit(self, x: np.ndarray) -> "ZScore":
+    mean: torch.Tensor
+    std: torch.Tensor
+
+    def fit(self, x: np.ndarray) -> ZScore:
         x = np.asarray(x, dtype=np.float64)
         std = x.std(axis=0)  # population std, as sklearn's StandardScaler
         std[std == 0] = 1.0  # a constant input stays constant instead of dividing by zero
@@ -68,8 +71,11 @@ def _binary_log_probs(logit: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 class ProbabilityNet(nn.Module):
     """A binary classifier defined by (log P(up), log P(down)); forward returns P(up), shape (n,).
 
-    Working in log space lets the mixture compute its exact log-likelihood without clipping.
+    Working in log space lets the mixture compute its exact log-likelihood without clipping. `init_args`
+    are the constructor's arguments: with `NETWORKS` and the state dict they rebuild the network (no pickle).
     """
+
+    init_args: dict
 
     def __init__(self, n_inputs: int):
         super().__init__()
@@ -92,6 +98,11 @@ class FeedForwardNet(ProbabilityNet):
 
     def __init__(self, n_inputs: int, hidden_sizes: list[int], dropout: float):
         super().__init__(n_inputs)
+        self.init_args = {
+            "n_inputs": n_inputs,
+            "hidden_sizes": [int(h) for h in hidden_sizes],
+            "dropout": float(dropout),
+        }
         self.body = _mlp(n_inputs, hidden_sizes, dropout)
 
     def log_probs(self, x):
@@ -103,6 +114,12 @@ class LSTMNet(ProbabilityNet):
 
     def __init__(self, n_inputs: int, n_daily_features: int, hidden_size: int, dropout: float):
         super().__init__(n_inputs)
+        self.init_args = {
+            "n_inputs": n_inputs,
+            "n_daily_features": int(n_daily_features),
+            "hidden_size": int(hidden_size),
+            "dropout": float(dropout),
+        }
         if n_inputs % n_daily_features:
             raise ValueError(f"{n_inputs} inputs are not a whole number of days of {n_daily_features} features")
         self.n_daily_features = n_daily_features
@@ -126,6 +143,12 @@ class GatedMoENet(ProbabilityNet):
 
     def __init__(self, n_inputs: int, n_experts: int, hidden_sizes: list[int], dropout: float):
         super().__init__(n_inputs)
+        self.init_args = {
+            "n_inputs": n_inputs,
+            "n_experts": int(n_experts),
+            "hidden_sizes": [int(h) for h in hidden_sizes],
+            "dropout": float(dropout),
+        }
         self.gate = nn.Linear(n_inputs, int(n_experts))
         self.experts = nn.ModuleList(_mlp(n_inputs, hidden_sizes, dropout) for _ in range(int(n_experts)))
 
@@ -142,9 +165,31 @@ class GatedMoENet(ProbabilityNet):
         return log_up, log_down
 
 
-def train_network(build: Callable[[], ProbabilityNet], x_train: np.ndarray, y_train: np.ndarray,
-                  x_val: np.ndarray, y_val: np.ndarray, *, learning_rate: float, max_epochs: int,
-                  patience: int, batch_size: int, seed: int) -> tuple[ProbabilityNet, pd.DataFrame, int]:
+NETWORKS: dict[str, type[ProbabilityNet]] = {c.__name__: c for c in (FeedForwardNet, LSTMNet, GatedMoENet)}
+
+
+def rebuild_network(class_name: str, init_args: dict, state_dict: dict) -> ProbabilityNet:
+    """A saved network from its class name, constructor arguments and weights, in eval mode."""
+    if class_name not in NETWORKS:
+        raise ValueError(f"unknown network class {class_name!r} (expected one of {sorted(NETWORKS)})")
+    net = NETWORKS[class_name](**init_args)
+    net.load_state_dict(state_dict)
+    return net.eval()
+
+
+def train_network(
+    build: Callable[[], ProbabilityNet],
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    *,
+    learning_rate: float,
+    max_epochs: int,
+    patience: int,
+    batch_size: int,
+    seed: int,
+) -> tuple[ProbabilityNet, pd.DataFrame, int]:
     """Adam on minibatch log loss; early stopping on validation log loss, best weights restored.
 
     Returns (network in eval mode, history with one row per epoch: epoch, train_loss, val_loss, best epoch).
@@ -182,6 +227,7 @@ def train_network(build: Callable[[], ProbabilityNet], x_train: np.ndarray, y_tr
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
             elif epoch - best_epoch >= patience:
                 break
+        assert best_state is not None  # max_epochs >= 1: at least one epoch improved on inf
         net.load_state_dict(best_state)
         net.eval()
     return net, pd.DataFrame(rows, columns=["epoch", "train_loss", "val_loss"]), best_epoch

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import itertools
 import json
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -38,7 +39,8 @@ def validation_score(y_true: np.ndarray, p_up: np.ndarray) -> dict[str, float]:
 def best_trial(table: pd.DataFrame) -> int:
     """Position (0-based) of the winning row: highest accuracy, then lowest log loss, then earliest trial."""
     order = table.assign(_pos=np.arange(len(table))).sort_values(
-        ["val_accuracy", "val_log_loss", "trial"], ascending=[False, True, True], kind="mergesort")
+        ["val_accuracy", "val_log_loss", "trial"], ascending=[False, True, True], kind="mergesort"
+    )
     return int(order["_pos"].iloc[0])
 
 
@@ -75,10 +77,17 @@ def run_search(candidates: list[dict], fit: Callable[[dict], FittedModel], featu
         model = fit(params)
         models.append(model)
         val = features.loc[model.validation_rows]
-        rows.append({"trial": trial, **{k: _cell(v) for k, v in params.items()},
-                     **validation_score(val["target"].to_numpy(), model.predict_proba(val[cols].to_numpy())),
-                     "best_epoch": model.best_epoch, "n_train": len(model.train_rows),
-                     "n_validation": len(model.validation_rows), "params": json.dumps(params, sort_keys=True)})
+        rows.append(
+            {
+                "trial": trial,
+                **{k: _cell(v) for k, v in params.items()},
+                **validation_score(val["target"].to_numpy(), model.predict_proba(val[cols].to_numpy())),
+                "best_epoch": model.best_epoch,
+                "n_train": len(model.train_rows),
+                "n_validation": len(model.validation_rows),
+                "params": json.dumps(params, sort_keys=True),
+            }
+        )
     table = pd.DataFrame(rows)
     best = best_trial(table)
     return SearchResult(dict(candidates[best]), table, models[best])

@@ -9,12 +9,14 @@ WAL plus a busy timeout lets two processes (e.g. two Dagster runs) read and writ
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import os
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Iterable, NamedTuple
+from typing import NamedTuple
+
+from llmoe_pipeline.hashing import sha256_text
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS router_labels (
@@ -32,7 +34,7 @@ _QUERY_CHUNK = 500  # keys per SELECT (SQLite limits the number of bound paramet
 
 def cache_key(model_id: str, prompt_version: str, prompt: str) -> str:
     """sha256 over the three parts, JSON-encoded so that no separator inside them can collide."""
-    return hashlib.sha256(json.dumps([model_id, prompt_version, prompt]).encode("utf-8")).hexdigest()
+    return sha256_text(json.dumps([model_id, prompt_version, prompt]))
 
 
 class CachedLabel(NamedTuple):
@@ -66,10 +68,11 @@ class LabelCache:
         keys = list(dict.fromkeys(keys))
         found: dict[str, CachedLabel] = {}
         for start in range(0, len(keys), _QUERY_CHUNK):
-            chunk = keys[start: start + _QUERY_CHUNK]
+            chunk = keys[start : start + _QUERY_CHUNK]
             marks = ",".join("?" * len(chunk))
             rows = self._conn.execute(
-                f"SELECT key, p_optimistic, explanation FROM router_labels WHERE key IN ({marks})", chunk)
+                f"SELECT key, p_optimistic, explanation FROM router_labels WHERE key IN ({marks})", chunk
+            )
             found.update((k, CachedLabel(p, e)) for k, p, e in rows)
         return found
 
@@ -85,7 +88,9 @@ class LabelCache:
                                               explanation, created_at)
                    VALUES (?, ?, ?, ?, ?, ?, ?)
                    ON CONFLICT(key) DO UPDATE SET p_optimistic = excluded.p_optimistic,
-                       explanation = COALESCE(excluded.explanation, router_labels.explanation)""", rows)
+                       explanation = COALESCE(excluded.explanation, router_labels.explanation)""",
+                rows,
+            )
             self._conn.execute("COMMIT")
         except BaseException:
             self._conn.execute("ROLLBACK")
@@ -101,7 +106,7 @@ class LabelCache:
     def close(self) -> None:
         self._conn.close()
 
-    def __enter__(self) -> "LabelCache":
+    def __enter__(self) -> LabelCache:
         return self
 
     def __exit__(self, *exc) -> None:

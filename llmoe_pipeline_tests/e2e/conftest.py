@@ -16,16 +16,22 @@ from pathlib import Path
 import pytest
 
 from llmoe_pipeline.paths import REPO_ROOT
-from llmoe_pipeline_tests.e2e.support import (ARTIFACTS_DIR, BIN_DIR, SERVER_START_TIMEOUT_S, SLICE_TICKERS,
-                                              DagsterDev, free_port, fresh_home, stop_process_group,
-                                              wait_for_code_location, write_config, write_slice)
+from llmoe_pipeline_tests.e2e.support import (
+    ARTIFACTS_DIR,
+    BIN_DIR,
+    SERVER_START_TIMEOUT_S,
+    SLICE_TICKERS,
+    DagsterDev,
+    free_port,
+    fresh_home,
+    stop_process_group,
+    wait_for_code_location,
+    write_config,
+    write_slice,
+)
 
 _PACKAGE_DIR = Path(__file__).resolve().parent
 _FILE_ORDER = ("test_webserver_daemon.py", "test_ui_browser.py", "test_nightly_refresh.py")
-
-
-def pytest_configure(config):
-    config.addinivalue_line("markers", "e2e: end-to-end tests of operating the pipeline (minutes: real vLLM, dagster dev)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -67,18 +73,37 @@ def dagster_dev(tmp_path_factory, data_dir, converted_models, label_cache):
     dagster_home = root / "dagster_home"
     dagster_home.mkdir()
     shutil.copyfile(REPO_ROOT / "dagster.yaml", dagster_home / "dagster.yaml")
-    env = {**os.environ, "LLMOE_HOME": str(home), "LLMOE_CONFIG": str(config), "LLMOE_DATA_DIR": str(slice_dir),
-           "LLMOE_TICKERS": ",".join(SLICE_TICKERS), "DAGSTER_HOME": str(dagster_home),
-           "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "1", "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        "LLMOE_HOME": str(home),
+        "LLMOE_CONFIG": str(config),
+        "LLMOE_DATA_DIR": str(slice_dir),
+        "LLMOE_TICKERS": ",".join(SLICE_TICKERS),
+        "DAGSTER_HOME": str(dagster_home),
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "1",
+        "PYTHONUNBUFFERED": "1",
+    }
     port = free_port()
     log_path = root / "dagster_dev.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
             [str(BIN_DIR / "dagster"), "dev", "-w", "workspace.yaml", "-h", "127.0.0.1", "-p", str(port)],
-            cwd=REPO_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-            start_new_session=True)  # its own process group, so teardown reaches every child
-    server = DagsterDev(url=f"http://127.0.0.1:{port}", port=port, home=home, dagster_home=dagster_home,
-                        log_path=log_path, process=process)
+            cwd=REPO_ROOT,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )  # its own process group, so teardown reaches every child
+    server = DagsterDev(
+        url=f"http://127.0.0.1:{port}",
+        port=port,
+        home=home,
+        dagster_home=dagster_home,
+        log_path=log_path,
+        process=process,
+    )
     try:
         wait_for_code_location(server, SERVER_START_TIMEOUT_S)
         yield server

@@ -33,8 +33,7 @@ SLICE_TICKERS = ("AAPL", "MSFT")
 # the first training day. Fifteen months of training windows: the router's p_optimistic drifts, and a shorter
 # slice left AAPL's validation tail with 8 Pessimistic windows under the training median (too few to early-stop).
 SLICE_START, SLICE_END = "2012-04-01", "2013-09-30"
-SPLIT = {"train_start": "2012-06-01", "train_end": "2013-08-30", "test_start": "2013-09-03",
-         "validation_fraction": 0.3}
+SPLIT = {"train_start": "2012-06-01", "train_end": "2013-08-30", "test_start": "2013-09-03", "validation_fraction": 0.3}
 MLFLOW_EXPERIMENT = "llmoe-e2e"
 ARTIFACTS_DIR = REPO_ROOT / "test-artifacts"  # git-ignored: screenshots and the dagster dev log
 SERVER_START_TIMEOUT_S = 180
@@ -62,12 +61,21 @@ def write_config(path: Path, data_dir: Path, test_end: str | None = SLICE_END) -
     """The e2e protocol: the slice's split, two seeds, one expert grid point, one baseline trial, 10 epochs;
     the default router (vLLM, SmolLM2-135M) explaining test windows; the nightly schedule on."""
     config = {
-        "data": {"data_dir": str(data_dir), "price_files": ["prices.csv"], "headline_files": ["headlines.csv"],
-                 "tickers": list(SLICE_TICKERS)},
+        "data": {
+            "data_dir": str(data_dir),
+            "price_files": ["prices.csv"],
+            "headline_files": ["headlines.csv"],
+            "tickers": list(SLICE_TICKERS),
+        },
         "split": {**SPLIT, "test_end": test_end},
         "router": {"explain_splits": ["test"]},
-        "experts": {"hidden_sizes_grid": [[32, 16, 8]], "dropout_grid": [0.1], "learning_rate_grid": [0.003],
-                    "max_epochs": 10, "patience": 5},
+        "experts": {
+            "hidden_sizes_grid": [[32, 16, 8]],
+            "dropout_grid": [0.1],
+            "learning_rate_grid": [0.003],
+            "max_epochs": 10,
+            "patience": 5,
+        },
         "baselines": {"n_trials": 1, "max_epochs": 10, "patience": 5},
         "seeds": [0, 1],
         "router_backend": {"backend": "vllm"},
@@ -95,9 +103,18 @@ def mlflow_runs(home: Path) -> pd.DataFrame:
     exp = client.get_experiment_by_name(MLFLOW_EXPERIMENT)
     assert exp is not None, f"no MLflow experiment {MLFLOW_EXPERIMENT!r} in {home / 'mlflow.db'}"
     runs = client.search_runs([exp.experiment_id], max_results=1000)
-    return pd.DataFrame([{"run_id": r.info.run_id, "parent": r.data.tags.get("mlflow.parentRunId"),
-                          "status": r.info.status, **r.data.params,
-                          **{f"tag.{k}": v for k, v in r.data.tags.items()}} for r in runs])
+    return pd.DataFrame(
+        [
+            {
+                "run_id": r.info.run_id,
+                "parent": r.data.tags.get("mlflow.parentRunId"),
+                "status": r.info.status,
+                **r.data.params,
+                **{f"tag.{k}": v for k, v in r.data.tags.items()},
+            }
+            for r in runs
+        ]
+    )
 
 
 # ------------------------------------------------------------------------------------------ dagster dev
@@ -118,8 +135,7 @@ class DagsterDev:
 
     def graphql(self, query: str, variables: dict | None = None, timeout: float = 30) -> dict:
         body = json.dumps({"query": query, "variables": variables or {}}).encode()
-        request = urllib.request.Request(f"{self.url}/graphql", data=body,
-                                         headers={"Content-Type": "application/json"})
+        request = urllib.request.Request(f"{self.url}/graphql", data=body, headers={"Content-Type": "application/json"})
         with urllib.request.urlopen(request, timeout=timeout) as response:
             payload = json.loads(response.read())
         assert not payload.get("errors"), payload["errors"]

@@ -28,9 +28,15 @@ def _get(url: str, deadline: float) -> bytes:
 def test_llmoe_ui_serves_both_uis_and_sigterm_stops_every_process(tmp_path):
     port, mlflow_port = free_port(), free_port()
     env = {**os.environ, "LLMOE_HOME": str(tmp_path / "home"), "LLMOE_TICKERS": "AAPL"}
-    ui = subprocess.Popen([sys.executable, "-m", "llmoe_pipeline.cli", "ui", "--port", str(port),
-                           "--mlflow-port", str(mlflow_port)], cwd=REPO_ROOT, env=env, stdout=subprocess.PIPE,
-                          stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    ui = subprocess.Popen(
+        [sys.executable, "-m", "llmoe_pipeline.cli", "ui", "--port", str(port), "--mlflow-port", str(mlflow_port)],
+        cwd=REPO_ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         deadline = time.time() + SERVER_START_TIMEOUT_S
         assert b"dagster_webserver_version" in _get(f"http://127.0.0.1:{port}/server_info", deadline)

@@ -1,5 +1,6 @@
-"""The nightly refresh is incremental: after one new trading day, the schedule's runs label exactly one
-new window per ticker, reuse every trained model, and re-backtest with one more test day.
+"""The nightly refresh is incremental: after one new trading day, the schedule's runs (and the steps the chain
+sensor starts after them) label exactly one new window per ticker, reuse every trained model, and re-backtest
+with one more test day.
 
 Why one window: a window ending on day t needs day t+1 for its target, so the slice's last day
 (Monday 2013-09-30) has no window yet; appending 2013-10-01 gives 2013-09-30 its target (a new test
@@ -16,13 +17,20 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.definitions import ALL_ASSETS, build_resources
-from llmoe_pipeline.defs.runner import QUIET_LOGS
-from llmoe_pipeline.defs.schedules import build_schedule_and_sensor, llmoe_job
+from llmoe_pipeline.definitions import build_definitions
+from llmoe_pipeline.runner import materializations, run_requests
+from llmoe_pipeline.settings import load_settings
 from llmoe_pipeline_tests.e2e.support import SLICE_END, SLICE_TICKERS, fresh_home, write_config, write_slice
 
-MODEL_ASSETS = ("expert_models/optimistic", "expert_models/pessimistic", "baseline_models/lightgbm",
-                "baseline_models/mlp", "baseline_models/lstm", "baseline_models/moe")
+MODEL_ASSETS = (
+    "llmoe_search/llm",
+    "expert_models/llm[optimistic]",
+    "expert_models/llm[pessimistic]",
+    "baseline_models/lightgbm",
+    "baseline_models/mlp",
+    "baseline_models/lstm",
+    "baseline_models/moe",
+)
 NEW_DAY = "2013-10-01"  # the first trading day after the slice
 
 
@@ -35,49 +43,50 @@ def append_next_day(reference_dir: Path, slice_dir: Path) -> None:
         new.to_csv(slice_dir / name, mode="a", header=False, index=False)
 
 
-def run_partition(job: dg.JobDefinition, ticker: str, instance: dg.DagsterInstance, tags=None) -> dict:
-    """Execute one ticker partition; asset key → its materialization metadata values."""
-    result = job.execute_in_process(partition_key=ticker, instance=instance, tags=tags, run_config=QUIET_LOGS)
-    assert result.success
-    return {ev.asset_key.to_user_string(): {k: v.value for k, v in ev.materialization.metadata.items()}
-            for ev in result.get_asset_materialization_events()}
+def refresh(defs: dg.Definitions, instance: dg.DagsterInstance, requests: list[dg.RunRequest]) -> dict[str, dict]:
+    """Execute the requests and the steps that follow each (as the chain sensor would); per ticker, asset key →
+    its materialization metadata values."""
+    return {r.partition_key: materializations(run_requests(defs, instance, [r])) for r in requests}
 
 
-def test_weekday_schedule_tick_refreshes_incrementally(tmp_path, data_dir, converted_models, label_cache, monkeypatch):
+def test_weekday_schedule_tick_refreshes_incrementally(tmp_path, data_dir, converted_models, label_cache):
     slice_dir = write_slice(data_dir, tmp_path / "data")
-    config = str(write_config(tmp_path / "config.yaml", slice_dir, test_end=None))
-    home = fresh_home(tmp_path / "home", converted_models, label_cache)
-    monkeypatch.setenv("LLMOE_HOME", str(home))  # the assets, caches and MLflow store of this test only
+    config = write_config(tmp_path / "config.yaml", slice_dir, test_end=None)
+    home = fresh_home(tmp_path / "home", converted_models, label_cache)  # this test's assets, caches, MLflow
+    defs = build_definitions(load_settings(config, home=home))
     (tmp_path / "dagster_home").mkdir()
     instance = dg.DagsterInstance.local_temp(str(tmp_path / "dagster_home"))
-    schedule, _ = build_schedule_and_sensor(config)
-    defs = dg.Definitions(assets=ALL_ASSETS, jobs=[llmoe_job], schedules=[schedule],
-                          resources=build_resources(config))
-    job = defs.resolve_job_def("llmoe_job")
+    schedule = defs.get_schedule_def("nightly_refresh_schedule")
 
     def stored(asset: str, ticker: str) -> pd.DataFrame:
         return pd.read_parquet(home / "assets" / asset / f"{ticker}.parquet")
 
     def llmoe_test_days(ticker: str) -> pd.Series:
-        preds = pd.read_parquet(home / "artifacts" / ticker / "predictions" / "predictions.parquet")
+        preds = stored("predictions", ticker)
         return preds.loc[(preds["split"] == "test") & (preds["model"] == "LLMoE") & (preds["seed"] == 0), "date"]
 
-    before = {t: run_partition(job, t, instance) for t in SLICE_TICKERS}
+    first = [dg.RunRequest(job_name="llmoe_job", partition_key=t) for t in SLICE_TICKERS]
+    before = refresh(defs, instance, first)
     labels_before = {t: stored("router_labels", t) for t in SLICE_TICKERS}
     test_days_before = {t: llmoe_test_days(t) for t in SLICE_TICKERS}
 
     append_next_day(data_dir, slice_dir)
     # Wednesday 2013-10-02, 02:00 New York: the tick after the new day's close.
     tick = dt.datetime(2013, 10, 2, 2, 0, tzinfo=ZoneInfo("America/New_York"))
-    context = dg.build_schedule_context(instance=instance, scheduled_execution_time=tick,
-                                        repository_def=defs.get_repository_def())
+    context = dg.build_schedule_context(
+        instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
+    )
     requests = schedule.evaluate_tick(context).run_requests
     assert sorted(r.partition_key for r in requests) == sorted(SLICE_TICKERS)
     assert {r.tags["llmoe/trigger"] for r in requests} == {"nightly"}
-    assert len({r.run_key for r in requests}) == len(requests)  # one run per ticker per tick
-    after = {r.partition_key: run_partition(job, r.partition_key, instance, tags=r.tags) for r in requests}
+    assert len({r.run_key for r in requests}) == len(requests)  # one refresh per ticker per tick
+    after = refresh(defs, instance, requests)
     nightly = instance.get_runs(filters=dg.RunsFilter(tags={"llmoe/trigger": "nightly"}))
-    assert sorted(r.tags["dagster/partition"] for r in nightly) == sorted(SLICE_TICKERS)
+    # Each ticker's refresh: llmoe_job, the experts of both regimes, the evaluation — all tagged nightly.
+    assert sorted((r.job_name, r.tags["dagster/partition"]) for r in nightly) == sorted(
+        [(job, t) for t in SLICE_TICKERS for job in ("llmoe_job", "evaluation_job")]
+        + [("experts_job", f"{regime}|{t}") for t in SLICE_TICKERS for regime in ("optimistic", "pessimistic")]
+    )
     assert {r.status for r in nightly} == {dg.DagsterRunStatus.SUCCESS}
 
     for t in SLICE_TICKERS:
@@ -106,8 +115,8 @@ def test_weekday_schedule_tick_refreshes_incrementally(tmp_path, data_dir, conve
             assert a[key]["reused_from_cache"] is True, (t, key)
             assert a[key]["fingerprint"] == b[key]["fingerprint"], (t, key)
 
-        # The backtest reran and now covers one more test day: the slice's last day.
-        assert "backtest_results" in a
+        # The evaluation reran and now covers one more test day: the slice's last day.
+        assert "backtest_results" in a and "mlflow_runs" in a
         days_after = llmoe_test_days(t)
         assert len(days_after) == len(test_days_before[t]) + 1
         assert days_after.max() == pd.Timestamp(SLICE_END) > test_days_before[t].max()

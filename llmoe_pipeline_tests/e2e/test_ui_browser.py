@@ -16,11 +16,37 @@ from llmoe_pipeline_tests.e2e.support import ARTIFACTS_DIR
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 GROUPS = ("data", "features", "router", "models", "evaluation")
 # What each node of the lineage graph is labelled with (a key's last part), and the keys the catalog lists.
-GRAPH_NODES = ("raw_prices", "raw_headlines", "feature_windows", "router_labels", "optimistic", "pessimistic",
-               "lightgbm", "mlp", "lstm", "moe", "backtest_results")
-CATALOG_KEYS = ("raw_prices", "raw_headlines", "feature_windows", "router_labels", "expert_models / optimistic",
-                "expert_models / pessimistic", "baseline_models / lightgbm", "baseline_models / mlp",
-                "baseline_models / lstm", "baseline_models / moe", "backtest_results")
+GRAPH_NODES = (
+    "raw_prices",
+    "raw_headlines",
+    "feature_windows",
+    "router_labels",
+    "llm",
+    "lightgbm",
+    "mlp",
+    "lstm",
+    "moe",
+    "predictions",
+    "backtest_results",
+    "daily_returns",
+    "mlflow_runs",
+)
+CATALOG_KEYS = (
+    "raw_prices",
+    "raw_headlines",
+    "feature_windows",
+    "router_labels",
+    "llmoe_search / llm",
+    "expert_models / llm",
+    "baseline_models / lightgbm",
+    "baseline_models / mlp",
+    "baseline_models / lstm",
+    "baseline_models / moe",
+    "predictions",
+    "backtest_results",
+    "daily_returns",
+    "mlflow_runs",
+)
 
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
@@ -28,11 +54,28 @@ pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not instal
 def render(url: str, screenshot: Path, profile: Path, budget_ms: int) -> str:
     """The page's DOM after `budget_ms` of virtual time (network fetches included), plus a screenshot."""
     result = subprocess.run(
-        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-         f"--user-data-dir={profile}", "--window-size=1600,1400", "--hide-scrollbars",
-         f"--virtual-time-budget={budget_ms}", f"--screenshot={screenshot}", "--dump-dom", url],
-        capture_output=True, text=True, timeout=120)
+        [
+            CHROMIUM,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={profile}",
+            "--window-size=1600,1400",
+            "--hide-scrollbars",
+            f"--virtual-time-budget={budget_ms}",
+            f"--screenshot={screenshot}",
+            "--dump-dom",
+            url,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     return result.stdout
 
@@ -75,3 +118,13 @@ def test_catalog_lists_every_asset_key(dagster_dev, browser_profile):
     texts = render_until(f"{dagster_dev.url}/assets", CATALOG_KEYS, screenshot, browser_profile)
     assert not set(CATALOG_KEYS) - texts, f"missing from the catalog: {set(CATALOG_KEYS) - texts}"
     assert screenshot.stat().st_size > 20_000
+
+
+def test_experts_show_their_ticker_by_regime_partitions(dagster_dev, browser_profile):
+    screenshot = ARTIFACTS_DIR / "dagster_expert_partitions.png"
+    url = f"{dagster_dev.url}/assets/expert_models/llm?view=partitions"
+    expected = ("AAPL", "MSFT", "optimistic", "pessimistic", "4 Partitions Selected")  # one column per dimension
+    texts = render_until(url, expected, screenshot, browser_profile)
+    assert not set(expected) - texts, f"missing from the partitions view: {set(expected) - texts}"
+    dom = render(url, screenshot, browser_profile, 15_000)
+    assert 'placeholder="Filter by regime' in dom and 'placeholder="Filter by ticker' in dom

@@ -1,7 +1,7 @@
 """Operating the pipeline through the real `dagster dev` (webserver + daemon): launch llmoe_job for one ticker
-over GraphQL as the UI's "Materialize" does, let the daemon dequeue and run it, then check what it wrote
-(Parquet asset, MLflow parent/child runs, the instance's materialization record) and that the nightly
-schedule is switched on."""
+over GraphQL as the Launchpad does, let the daemon dequeue it and the chain sensor start the experts (one run
+per regime partition) and the evaluation, then check what they wrote (Parquet asset, MLflow parent/child runs,
+the instance's materialization record) and that the nightly schedule is switched on."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from llmoe_pipeline_tests.e2e.support import mlflow_runs
 
 TICKER = "AAPL"
 RUN_TIMEOUT_S = 780  # labelling ~330 windows takes 1-2 min idle, several on a shared 2-core CPU; pytest stops at 900 s
+CHAIN_JOBS = ["llmoe_job", "experts_job", "experts_job", "evaluation_job"]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 SEEDED_MODELS = {"LLMoE", "LightGBM", "MLP", "LSTM", "MoE"}  # one child run per seed; Buy&Hold has one run
 
@@ -35,28 +36,58 @@ query { scheduleOrError(scheduleSelector: {repositoryLocationName: "llmoe_pipeli
     futureTicks(limit: 3) { results { timestamp } } } ... on PythonError { message } }
   sensorOrError(sensorSelector: {repositoryLocationName: "llmoe_pipeline", repositoryName: "__repository__",
     sensorName: "data_files_sensor"}) { ... on Sensor { sensorState { status } } }
+  chain: sensorOrError(sensorSelector: {repositoryLocationName: "llmoe_pipeline", repositoryName: "__repository__",
+    sensorName: "refresh_chain_sensor"}) { ... on Sensor { sensorState { status } } }
   instance { daemonHealth { allDaemonStatuses { daemonType healthy } } } }
 """
 
 
-def wait_for_run(client: DagsterGraphQLClient, run_id: str, timeout_s: float) -> DagsterRunStatus:
+RUNS_QUERY = """
+query ($tag: String!) { runsOrError(filter: {tags: [{key: "llmoe/refresh", value: $tag}]}) {
+  ... on Runs { results { runId jobName status tags { key value } } } } }
+"""
+
+
+def chain_runs(dagster_dev, first_run_id: str) -> list[dict]:
+    runs = dagster_dev.graphql(RUNS_QUERY, {"tag": first_run_id})["runsOrError"]["results"]
+    return [{**r, "tags": {t["key"]: t["value"] for t in r["tags"]}} for r in runs]
+
+
+def wait_for_refresh(client: DagsterGraphQLClient, dagster_dev, run_id: str, timeout_s: float) -> list[dict]:
+    """The first run, then the runs the chain sensor started after it, until the evaluation run has finished or a
+    run failed. Returns every run of the refresh (first run included) with its final status."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
-        status = client.get_run_status(run_id)
-        if status in FINISHED:
-            return status
-        time.sleep(2)
-    return status
+        first = client.get_run_status(run_id)
+        chain = chain_runs(dagster_dev, run_id)
+        statuses = [first.value] + [r["status"] for r in chain]
+        if (
+            "FAILURE" in statuses
+            or "CANCELED" in statuses
+            or first == DagsterRunStatus.FAILURE
+            or any(r["jobName"] == "evaluation_job" and r["status"] in ("SUCCESS", "FAILURE") for r in chain)
+        ):
+            break
+        time.sleep(3)
+    return [{"runId": run_id, "jobName": "llmoe_job", "status": client.get_run_status(run_id).value}] + chain_runs(
+        dagster_dev, run_id
+    )
 
 
-def test_job_launched_over_graphql_materializes_the_ticker_and_logs_to_mlflow(dagster_dev):
+def test_job_launched_over_graphql_refreshes_the_ticker_and_logs_to_mlflow(dagster_dev):
     client = DagsterGraphQLClient("127.0.0.1", port_number=dagster_dev.port, timeout=60)
     run_id = client.submit_job_execution("llmoe_job", tags={"dagster/partition": TICKER})
-    status = wait_for_run(client, run_id, RUN_TIMEOUT_S)
-    if status != DagsterRunStatus.SUCCESS:
-        events = dagster_dev.graphql(STEP_FAILURES_QUERY, {"runId": run_id})["runOrError"]["eventConnection"]["events"]
-        failures = [f"{e['stepKey']}: {e['error']['message']}" for e in events if "stepKey" in e]
-        raise AssertionError(f"run {run_id} ended {status} after <= {RUN_TIMEOUT_S} s: {failures}\n{dagster_dev.log_tail()}")
+    runs = wait_for_refresh(client, dagster_dev, run_id, RUN_TIMEOUT_S)
+    failed = [r for r in runs if r["status"] != "SUCCESS"]
+    if failed or sorted(r["jobName"] for r in runs) != sorted(CHAIN_JOBS):
+        details = []
+        for r in failed:
+            events = dagster_dev.graphql(STEP_FAILURES_QUERY, {"runId": r["runId"]})["runOrError"]["eventConnection"]
+            details += [f"{e['stepKey']}: {e['error']['message']}" for e in events["events"] if "stepKey" in e]
+        raise AssertionError(f"refresh {runs} after <= {RUN_TIMEOUT_S} s: {details}\n{dagster_dev.log_tail()}")
+    partitions = sorted(r["tags"].get("dagster/partition") for r in runs[1:])
+    assert partitions == sorted([TICKER, f"optimistic|{TICKER}", f"pessimistic|{TICKER}"])
+    evaluation_run = next(r["runId"] for r in runs if r["jobName"] == "evaluation_job")
 
     # The asset value, where the IO manager keeps it: every model × seed × split × cost of this ticker only.
     assets = dagster_dev.home / "assets"
@@ -65,25 +96,25 @@ def test_job_launched_over_graphql_materializes_the_ticker_and_logs_to_mlflow(da
     assert set(results["model"]) == SEEDED_MODELS | {"Buy&Hold"}
     assert set(results["split"]) == {"validation", "test"}
     assert set(results["cost_bps"]) == {0.0, 10.0}
-    assert results.groupby("model")["seed"].nunique().to_dict() == {**{m: 2 for m in SEEDED_MODELS}, "Buy&Hold": 1}
+    assert results.groupby("model")["seed"].nunique().to_dict() == {**dict.fromkeys(SEEDED_MODELS, 2), "Buy&Hold": 1}
     assert not (assets / "backtest_results" / "MSFT.parquet").exists()  # only the requested partition ran
 
     # The instance recorded the materialization of that partition by that run (what the UI shows).
     record = dagster_dev.graphql(MATERIALIZATIONS_QUERY, {"partition": TICKER})["assetOrError"]
-    assert [(m["runId"], m["partition"]) for m in record["assetMaterializations"]] == [(run_id, TICKER)]
+    assert [(m["runId"], m["partition"]) for m in record["assetMaterializations"]] == [(evaluation_run, TICKER)]
 
     # MLflow: one parent per model, one child per seed, tagged with the Dagster run and partition.
-    runs = mlflow_runs(dagster_dev.home)
-    assert set(runs["status"]) == {"FINISHED"}
-    parents = runs[runs["parent"].isna()].set_index("run_id")
-    children = runs[runs["parent"].notna()]
+    mlflow = mlflow_runs(dagster_dev.home)
+    assert set(mlflow["status"]) == {"FINISHED"}
+    parents = mlflow[mlflow["parent"].isna()].set_index("run_id")
+    children = mlflow[mlflow["parent"].notna()]
     assert sorted(parents["model"]) == sorted(SEEDED_MODELS | {"Buy&Hold"})
     assert set(children["parent"]) == set(parents.index)
     seeds_per_model = children.groupby(children["parent"].map(parents["model"]))["seed"].apply(sorted).to_dict()
     # Seeds are logged as params (strings).
     assert seeds_per_model == {**{m: ["0", "1"] for m in SEEDED_MODELS}, "Buy&Hold": ["0"]}
-    assert set(runs["tag.dagster.run_id"]) == {run_id}
-    assert set(runs["tag.dagster.partition"]) == {TICKER}
+    assert set(mlflow["tag.dagster.run_id"]) == {evaluation_run}
+    assert set(mlflow["tag.dagster.partition"]) == {TICKER}
     # Each seed run carries its own predictions: that model and seed only, every validation and test day.
     from mlflow import MlflowClient
 
@@ -91,7 +122,9 @@ def test_job_launched_over_graphql_materializes_the_ticker_and_logs_to_mlflow(da
     days = set()
     for _, child in children.iterrows():
         own = pd.read_parquet(mlflow_client.download_artifacts(child["run_id"], "predictions/predictions.parquet"))
-        assert set(zip(own["model"], own["seed"].astype(str))) == {(parents.loc[child["parent"], "model"], child["seed"])}
+        assert set(zip(own["model"], own["seed"].astype(str))) == {
+            (parents.loc[child["parent"], "model"], child["seed"])
+        }
         assert own["date"].is_unique and set(own["split"]) == {"validation", "test"}
         days.add(len(own))
     assert len(days) == 1  # every model and seed predicted the same days
@@ -110,13 +143,20 @@ def test_nightly_schedule_is_running_and_daemon_healthy(dagster_dev):
     for tick in ticks:  # 02:00 New York time, Monday to Friday
         assert (tick.hour, tick.minute, tick.weekday() < 5) == (2, 0, True), tick
     assert data["sensorOrError"]["sensorState"]["status"] == "STOPPED"  # data_sensor_enabled: false
+    assert data["chain"]["sensorState"]["status"] == "RUNNING"  # continues every refresh without a click
 
     # The scheduler daemon is what fires the ticks: it must be up (heartbeats arrive within ~30 s).
     deadline = time.time() + 60
     while True:
         statuses = {d["daemonType"]: d["healthy"] for d in data["instance"]["daemonHealth"]["allDaemonStatuses"]}
-        if statuses.get("SCHEDULER") and statuses.get("QUEUED_RUN_COORDINATOR") or time.time() > deadline:
+        if (
+            statuses.get("SCHEDULER")
+            and statuses.get("SENSOR")
+            and statuses.get("QUEUED_RUN_COORDINATOR")
+            or time.time() > deadline
+        ):
             break
         time.sleep(2)
         data = dagster_dev.graphql(SCHEDULE_QUERY)
-    assert statuses.get("SCHEDULER") is True and statuses.get("QUEUED_RUN_COORDINATOR") is True, statuses
+    assert statuses.get("SCHEDULER") is True and statuses.get("SENSOR") is True, statuses
+    assert statuses.get("QUEUED_RUN_COORDINATOR") is True, statuses

@@ -29,10 +29,16 @@ DAGSTER_ASSETS = ["raw_prices", "feature_windows"]  # what kill_target's dagster
 
 
 def start_target(args: list[str], tmp_path: Path, **env) -> subprocess.Popen:
-    log = open(tmp_path / "kill_target.log", "ab")  # not a pipe: a full pipe would stall the writer
-    return subprocess.Popen([sys.executable, "-m", "llmoe_pipeline_tests.reliability.kill_target", *args],
-                            cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=log, text=True, start_new_session=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path), **env})
+    log = open(tmp_path / "kill_target.log", "ab")  # noqa: SIM115 - the child keeps it; not a pipe: a full pipe would stall the writer
+    return subprocess.Popen(
+        [sys.executable, "-m", "llmoe_pipeline_tests.reliability.kill_target", *args],
+        cwd=REPO_ROOT,
+        stdout=subprocess.PIPE,
+        stderr=log,
+        text=True,
+        start_new_session=True,
+        env={**os.environ, "TMPDIR": str(tmp_path), **env},
+    )
 
 
 def kill_after_first_round(proc: subprocess.Popen, delay: float, tmp_path: Path) -> None:
@@ -118,8 +124,13 @@ def test_sigkilled_parquet_writer_leaves_only_complete_files_and_the_next_run_ma
             break
     assert kills_inside_a_write >= 1
 
-    finished = subprocess.run([sys.executable, "-m", "llmoe_pipeline_tests.reliability.kill_target", "parquet",
-                               str(folder), "1", "2"], cwd=REPO_ROOT, capture_output=True, text=True, timeout=120)
+    finished = subprocess.run(
+        [sys.executable, "-m", "llmoe_pipeline_tests.reliability.kill_target", "parquet", str(folder), "1", "2"],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert finished.returncode == 0, finished.stderr
     reference = tmp_path / "uninterrupted"
     reference.mkdir()
@@ -131,8 +142,9 @@ def test_sigkilled_parquet_writer_leaves_only_complete_files_and_the_next_run_ma
 
 def test_sigkilled_materialization_leaves_complete_assets_and_the_next_run_matches(tmp_path, data_dir, monkeypatch):
     config_file = tmp_path / "config.yaml"
-    config_file.write_text(yaml.safe_dump({"data": {"data_dir": str(data_dir), "price_files": ["prices.csv"],
-                                                    "tickers": ["AAPL"]}}))
+    config_file.write_text(
+        yaml.safe_dump({"data": {"data_dir": str(data_dir), "price_files": ["prices.csv"], "tickers": ["AAPL"]}})
+    )
     reference_home = tmp_path / "reference"
     monkeypatch.setenv("LLMOE_HOME", str(reference_home))
     kill_target.materialize_rounds(str(config_file), 1)

@@ -3,27 +3,36 @@
 Rejected inputs raise ONE `DataValidationError` naming the file, the row (header = row 1) and the
 column, and write nothing; accepted inputs (data.py's documented choices: BOM, any row order, NUL bytes, control
 characters, over-long headlines) load to what the clean slice gives. A few representative cases also
-run through Dagster into a throwaway LLMOE home, which must be left exactly as it was.
+run through Dagster into a throwaway LLMOE home, which must be left exactly as it was; a bad config fails when
+the settings load, before Dagster runs, and leaves the home as it was too. Files planted in the asset or model
+store are never unpickled: they fail with an error naming them, or the model store retrains.
 """
 
 from __future__ import annotations
 
 import csv
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Optional
 
 import pandas as pd
 import pydantic
 import pytest
 import yaml
 
-from llmoe_pipeline import DataValidationError, PipelineConfig, build_features, daily_news, load_headlines, load_prices
+from llmoe_pipeline import DataValidationError, build_features, daily_news, load_headlines, load_prices
 from llmoe_pipeline.data import MAX_HEADLINE_CHARS
 from llmoe_pipeline.defs.assets.features import split_order_problems
+from llmoe_pipeline.settings import ConfigError, load_settings
 from llmoe_pipeline_tests.reliability.helpers import (
-    Slices, csv_bytes, failed_checks, materialize_pipeline, materialized_assets, snapshot, step_failure_text,
+    Slices,
+    csv_bytes,
+    failed_checks,
+    materialize_pipeline,
+    materialized_assets,
+    snapshot,
+    step_failure_text,
     write_data_folder,
 )
 
@@ -64,17 +73,17 @@ class Rejected:
     id: str
     file: str  # the broken file: PRICES or HEADLINES
     make: Callable[[Slices], bytes]
-    column: Optional[str]
+    column: str | None
     rows: tuple[int, ...]
     problem: str  # text the message must contain
     bug: str = ""  # non-empty: a known bug in data.py; the case is a strict xfail until it is fixed
 
 
-def P(s: Slices) -> pd.DataFrame:  # noqa: N802 (short names keep the table below readable)
+def P(s: Slices) -> pd.DataFrame:
     return s.prices
 
 
-def H(s: Slices) -> pd.DataFrame:  # noqa: N802
+def H(s: Slices) -> pd.DataFrame:
     return s.headlines
 
 
@@ -106,36 +115,87 @@ BLANK_HEADLINE, NO_COMMA = "headline is empty or only whitespace", "is the delim
 REJECTED = [
     # --- prices: structure
     Rejected("missing_column", PRICES, frame(lambda s: P(s).drop(columns="volume")), "volume", (1,), "missing column"),
-    Rejected("renamed_column", PRICES, frame(lambda s: P(s).rename(columns={"adj_close": "adjclose"})),
-             "adj_close", (1,), "missing column"),
+    Rejected(
+        "renamed_column",
+        PRICES,
+        frame(lambda s: P(s).rename(columns={"adj_close": "adjclose"})),
+        "adj_close",
+        (1,),
+        "missing column",
+    ),
     Rejected("extra_column", PRICES, frame(lambda s: P(s).assign(vwap="1.0")), "vwap", (1,), "unexpected column"),
     Rejected("semicolon_delimiter", PRICES, frame(P, sep=";"), "date", (1,), NO_COMMA),
     Rejected("tab_delimiter", PRICES, frame(P, sep="\t"), "date", (1,), NO_COMMA),
     Rejected("empty_file", PRICES, lambda s: b"", None, (), "file is empty"),
     Rejected("blank_lines_only", PRICES, lambda s: b"\n  \n\n", None, (), "file is empty"),
     Rejected("header_only", PRICES, frame(lambda s: P(s).iloc[:0]), None, (), "header but no data rows"),
-    Rejected("non_utf8_bytes", PRICES, in_line(P, 10, b"AAPL", b"AAPL\xe9"), None, (line(10),),
-             "is not UTF-8 (byte 0xe9"),
-    Rejected("ragged_row", PRICES, in_line(P, 10, b"AAPL", b"AAPL,1"), None, (line(10),),
-             "Expected 8 fields in line 12, saw 9"),
+    Rejected(
+        "non_utf8_bytes", PRICES, in_line(P, 10, b"AAPL", b"AAPL\xe9"), None, (line(10),), "is not UTF-8 (byte 0xe9"
+    ),
+    Rejected(
+        "ragged_row",
+        PRICES,
+        in_line(P, 10, b"AAPL", b"AAPL,1"),
+        None,
+        (line(10),),
+        "Expected 8 fields in line 12, saw 9",
+    ),
     # pandas says 'EOF inside string starting at row 11' (0-based, header = 0): data.py adds one.
-    Rejected("unclosed_quote", PRICES, in_line(P, 10, b"AAPL", b'"AAPL'), None, (line(10),),
-             "EOF inside string starting at row 11"),
+    Rejected(
+        "unclosed_quote",
+        PRICES,
+        in_line(P, 10, b"AAPL", b'"AAPL'),
+        None,
+        (line(10),),
+        "EOF inside string starting at row 11",
+    ),
     Rejected("empty_ticker", PRICES, cell(P, 3, "ticker", " "), "ticker", (line(3),), "empty ticker"),
-    # Tickers become file names (asset partitions): a path must never pass as one.
-    Rejected("ticker_with_path", PRICES, cell(P, 3, "ticker", "../../ESCAPED"), "ticker", (line(3),),
-             "invalid ticker(s) ['../../ESCAPED']"),
-    Rejected("ticker_absolute_path", PRICES, cell(P, 7, "ticker", "/tmp/x"), "ticker", (line(7),),
-             "invalid ticker(s) ['/tmp/x']"),
+    # Tickers become file names (asset partitions): a path must never pass as one. Tickers are case-insensitive
+    # and upper-cased when read (data.normalize_ticker), so the message shows them upper-cased.
+    Rejected(
+        "ticker_with_path",
+        PRICES,
+        cell(P, 3, "ticker", "../../ESCAPED"),
+        "ticker",
+        (line(3),),
+        "invalid ticker(s) ['../../ESCAPED']",
+    ),
+    Rejected(
+        "ticker_absolute_path",
+        PRICES,
+        cell(P, 7, "ticker", "/tmp/x"),
+        "ticker",
+        (line(7),),
+        "invalid ticker(s) ['/TMP/X']",
+    ),
     # --- prices: dates
-    Rejected("impossible_date", PRICES, cell(P, 10, "date", "2014-02-30"), "date", (line(10),),
-             "unparsable date(s) ['2014-02-30']"),
-    Rejected("text_date", PRICES, cell(P, 11, "date", "yesterday"), "date", (line(11),),
-             "unparsable date(s) ['yesterday']"),
-    Rejected("mixed_date_formats", PRICES, frame(lambda s: with_cell(P(s), 10, "date", us_date(P(s).loc[10, "date"]))),
-             "date", (line(10),), "mixed date formats"),
-    Rejected("duplicate_ticker_date", PRICES, frame(lambda s: pd.concat([P(s), P(s).iloc[[20]]])),
-             "date", (line(20), line(60)), "duplicate (ticker, date)"),
+    Rejected(
+        "impossible_date",
+        PRICES,
+        cell(P, 10, "date", "2014-02-30"),
+        "date",
+        (line(10),),
+        "unparsable date(s) ['2014-02-30']",
+    ),
+    Rejected(
+        "text_date", PRICES, cell(P, 11, "date", "yesterday"), "date", (line(11),), "unparsable date(s) ['yesterday']"
+    ),
+    Rejected(
+        "mixed_date_formats",
+        PRICES,
+        frame(lambda s: with_cell(P(s), 10, "date", us_date(P(s).loc[10, "date"]))),
+        "date",
+        (line(10),),
+        "mixed date formats",
+    ),
+    Rejected(
+        "duplicate_ticker_date",
+        PRICES,
+        frame(lambda s: pd.concat([P(s), P(s).iloc[[20]]])),
+        "date",
+        (line(20), line(60)),
+        "duplicate (ticker, date)",
+    ),
     # --- prices: values
     Rejected("nan_price", PRICES, cell(P, 5, "close", "NaN"), "close", (line(5),), NOT_FINITE),
     Rejected("empty_price_cell", PRICES, cell(P, 5, "open", ""), "open", (line(5),), NOT_FINITE),
@@ -143,47 +203,122 @@ REJECTED = [
     Rejected("overflowing_price", PRICES, cell(P, 5, "high", "1e400"), "high", (line(5),), NOT_FINITE),
     Rejected("negative_price", PRICES, cell(P, 5, "low", "-1.5"), "low", (line(5),), NOT_POSITIVE),
     Rejected("zero_price", PRICES, cell(P, 5, "adj_close", "0"), "adj_close", (line(5),), NOT_POSITIVE),
-    Rejected("several_bad_rows", PRICES, cell(lambda s: with_cell(P(s), 5, "close", "NaN"), 9, "close", "x"),
-             "close", (line(5), line(9)), "not a finite number: ['NaN', 'x']"),
+    Rejected(
+        "several_bad_rows",
+        PRICES,
+        cell(lambda s: with_cell(P(s), 5, "close", "NaN"), 9, "close", "x"),
+        "close",
+        (line(5), line(9)),
+        "not a finite number: ['NaN', 'x']",
+    ),
     # data.py turns NUL into a space before pandas parses (its C parser would end the cell at the NUL).
-    Rejected("nul_byte_in_price", PRICES, cell(P, 5, "close", "115.0\x0099"), "close", (line(5),),
-             "not a finite number: ['115.0 99']"),
-    Rejected("high_below_low", PRICES, frame(lambda s: swap_high_low(P(s), 30)), "high", (line(30),),
-             "high is below low"),
+    Rejected(
+        "nul_byte_in_price",
+        PRICES,
+        cell(P, 5, "close", "115.0\x0099"),
+        "close",
+        (line(5),),
+        "not a finite number: ['115.0 99']",
+    ),
+    Rejected(
+        "high_below_low", PRICES, frame(lambda s: swap_high_low(P(s), 30)), "high", (line(30),), "high is below low"
+    ),
     Rejected("negative_volume", PRICES, cell(P, 40, "volume", "-100"), "volume", (line(40),), BAD_VOLUME),
     Rejected("fractional_volume", PRICES, cell(P, 40, "volume", "100.5"), "volume", (line(40),), BAD_VOLUME),
-    Rejected("volume_beyond_int64", PRICES, cell(P, 40, "volume", "1e30"), "volume", (line(40),),
-             "volume does not fit int64 (must be below 2**63), got [1e+30]"),
-    Rejected("volume_2_pow_63", PRICES, cell(P, 40, "volume", str(2**63)), "volume", (line(40),),
-             "volume does not fit int64"),
-    Rejected("open_above_high", PRICES, cell(P, 15, "open", "999.0"), "open", (line(15),),
-             "open is outside [low, high], e.g. open 999.0"),
-    Rejected("close_below_low", PRICES, cell(P, 16, "close", "1.5"), "close", (line(16),),
-             "close is outside [low, high], e.g. close 1.5"),
+    Rejected(
+        "volume_beyond_int64",
+        PRICES,
+        cell(P, 40, "volume", "1e30"),
+        "volume",
+        (line(40),),
+        "volume does not fit int64 (must be below 2**63), got [1e+30]",
+    ),
+    Rejected(
+        "volume_2_pow_63", PRICES, cell(P, 40, "volume", str(2**63)), "volume", (line(40),), "volume does not fit int64"
+    ),
+    Rejected(
+        "open_above_high",
+        PRICES,
+        cell(P, 15, "open", "999.0"),
+        "open",
+        (line(15),),
+        "open is outside [low, high], e.g. open 999.0",
+    ),
+    Rejected(
+        "close_below_low",
+        PRICES,
+        cell(P, 16, "close", "1.5"),
+        "close",
+        (line(16),),
+        "close is outside [low, high], e.g. close 1.5",
+    ),
     # Just beyond the 1e-6 relative tolerance (the clean slice's close sits inside [low, high]).
-    Rejected("close_just_above_high", PRICES, close_above_high(2e-6), "close", (line(17),),
-             "close is outside [low, high]"),
+    Rejected(
+        "close_just_above_high", PRICES, close_above_high(2e-6), "close", (line(17),), "close is outside [low, high]"
+    ),
     # --- headlines
-    Rejected("headline_whitespace_only", HEADLINES, cell(H, 3, "headline", "  \t   "), "headline", (line(3),),
-             BLANK_HEADLINE),
-    Rejected("headline_control_chars_only", HEADLINES, cell(H, 3, "headline", "\x01\x02\x1f"), "headline", (line(3),),
-             BLANK_HEADLINE),
+    Rejected(
+        "headline_whitespace_only", HEADLINES, cell(H, 3, "headline", "  \t   "), "headline", (line(3),), BLANK_HEADLINE
+    ),
+    Rejected(
+        "headline_control_chars_only",
+        HEADLINES,
+        cell(H, 3, "headline", "\x01\x02\x1f"),
+        "headline",
+        (line(3),),
+        BLANK_HEADLINE,
+    ),
     # Row 2's cell spans 3 lines, so row 6 starts 2 lines later than usual.
-    Rejected("headline_row_after_multiline_cell", HEADLINES,
-             frame(lambda s: with_cell(with_cell(H(s), 2, "headline", "one\ntwo\nthree"), 6, "headline", " ")),
-             "headline", (line(6) + 2,), BLANK_HEADLINE),
-    Rejected("headline_renamed_column", HEADLINES, frame(lambda s: H(s).rename(columns={"headline": "title"})),
-             "headline", (1,), "missing column"),
-    Rejected("headline_extra_column", HEADLINES, frame(lambda s: H(s).assign(url="http://x")), "url", (1,),
-             "unexpected column"),
-    Rejected("headline_unparsable_date", HEADLINES, cell(H, 7, "date", "2014-13-01"), "date", (line(7),),
-             "unparsable date(s) ['2014-13-01']"),
-    Rejected("headline_non_utf8", HEADLINES, in_line(H, 4, b"AAPL", b"AAPL\xff\xfe"), None, (line(4),),
-             "is not UTF-8 (byte 0xff"),
+    Rejected(
+        "headline_row_after_multiline_cell",
+        HEADLINES,
+        frame(lambda s: with_cell(with_cell(H(s), 2, "headline", "one\ntwo\nthree"), 6, "headline", " ")),
+        "headline",
+        (line(6) + 2,),
+        BLANK_HEADLINE,
+    ),
+    Rejected(
+        "headline_renamed_column",
+        HEADLINES,
+        frame(lambda s: H(s).rename(columns={"headline": "title"})),
+        "headline",
+        (1,),
+        "missing column",
+    ),
+    Rejected(
+        "headline_extra_column",
+        HEADLINES,
+        frame(lambda s: H(s).assign(url="http://x")),
+        "url",
+        (1,),
+        "unexpected column",
+    ),
+    Rejected(
+        "headline_unparsable_date",
+        HEADLINES,
+        cell(H, 7, "date", "2014-13-01"),
+        "date",
+        (line(7),),
+        "unparsable date(s) ['2014-13-01']",
+    ),
+    Rejected(
+        "headline_non_utf8",
+        HEADLINES,
+        in_line(H, 4, b"AAPL", b"AAPL\xff\xfe"),
+        None,
+        (line(4),),
+        "is not UTF-8 (byte 0xff",
+    ),
     Rejected("headline_empty_file", HEADLINES, lambda s: b"", None, (), "file is empty"),
     Rejected("headline_empty_ticker", HEADLINES, cell(H, 5, "ticker", "  "), "ticker", (line(5),), "empty ticker"),
-    Rejected("headline_ticker_with_path", HEADLINES, cell(H, 5, "ticker", "AAPL/../../x"), "ticker", (line(5),),
-             "invalid ticker(s) ['AAPL/../../x']"),
+    Rejected(
+        "headline_ticker_with_path",
+        HEADLINES,
+        cell(H, 5, "ticker", "AAPL/../../x"),
+        "ticker",
+        (line(5),),
+        "invalid ticker(s) ['AAPL/../../X']",
+    ),
 ]
 
 
@@ -199,8 +334,9 @@ def write_case(folder: Path, slices: Slices, file: str, content: bytes) -> Path:
 
 
 def case_params(cases):
-    return [pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else [])
-            for c in cases]
+    return [
+        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else []) for c in cases
+    ]
 
 
 @pytest.mark.parametrize("case", case_params(REJECTED))
@@ -260,21 +396,40 @@ ACCEPTED = [
     Accepted("utf8_bom", PRICES, lambda s: b"\xef\xbb\xbf" + csv_bytes(P(s)), P),
     Accepted("crlf_line_endings", PRICES, frame(P, newline="\r\n"), P),
     Accepted("dates_out_of_order", PRICES, frame(lambda s: P(s).sample(frac=1, random_state=0)), P),
-    Accepted("headlines_out_of_order", HEADLINES,
-             frame(lambda s: H(s).sort_values("date", ascending=False, kind="stable")), H),
+    Accepted(
+        "headlines_out_of_order",
+        HEADLINES,
+        frame(lambda s: H(s).sort_values("date", ascending=False, kind="stable")),
+        H,
+    ),
     # Within the 1e-6 relative tolerance: vendors round open/high/low/close independently.
-    Accepted("close_within_rounding_of_high", PRICES, close_above_high(5e-7),
-             lambda s: with_close_above_high(s, 5e-7)),
+    Accepted("close_within_rounding_of_high", PRICES, close_above_high(5e-7), lambda s: with_close_above_high(s, 5e-7)),
     Accepted("headline_bom", HEADLINES, lambda s: b"\xef\xbb\xbf" + csv_bytes(H(s)), H),
     # Control characters become spaces, then the text is stripped.
-    Accepted("headline_control_chars", HEADLINES, _control_chars,
-             lambda s: with_cell(H(s), 3, "headline", "Apple unveils  the [1m iPhone 6")),
-    Accepted("headline_1mb", HEADLINES, cell(H, 3, "headline", ONE_MB),
-             lambda s: with_cell(H(s), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS])),
-    Accepted("headline_1mb_file_without_quotes", HEADLINES, cell(lambda s: unquoted(H(s)), 3, "headline", ONE_MB),
-             lambda s: with_cell(unquoted(H(s)), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS])),
-    Accepted("headline_nul_byte", HEADLINES, cell(H, 3, "headline", "Apple\x00unveils iPads"),
-             lambda s: with_cell(H(s), 3, "headline", "Apple unveils iPads")),
+    Accepted(
+        "headline_control_chars",
+        HEADLINES,
+        _control_chars,
+        lambda s: with_cell(H(s), 3, "headline", "Apple unveils  the [1m iPhone 6"),
+    ),
+    Accepted(
+        "headline_1mb",
+        HEADLINES,
+        cell(H, 3, "headline", ONE_MB),
+        lambda s: with_cell(H(s), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS]),
+    ),
+    Accepted(
+        "headline_1mb_file_without_quotes",
+        HEADLINES,
+        cell(lambda s: unquoted(H(s)), 3, "headline", ONE_MB),
+        lambda s: with_cell(unquoted(H(s)), 3, "headline", ONE_MB[:MAX_HEADLINE_CHARS]),
+    ),
+    Accepted(
+        "headline_nul_byte",
+        HEADLINES,
+        cell(H, 3, "headline", "Apple\x00unveils iPads"),
+        lambda s: with_cell(H(s), 3, "headline", "Apple unveils iPads"),
+    ),
 ]
 
 
@@ -352,36 +507,57 @@ def test_too_few_days_for_a_window_is_an_error_not_an_empty_table(slices, tmp_pa
 
 
 def test_split_without_test_rows_is_reported(slices, tmp_path):
-    config_file = write_case(tmp_path, slices, PRICES, csv_bytes(P(slices)))
     split = {"test_start": "2015-06-01", "test_end": "2015-12-31"}  # after the slice's last day
-    cfg = PipelineConfig.from_yaml(config_file, split=split)
+    config_file = write_data_folder(tmp_path, csv_bytes(P(slices)), csv_bytes(H(slices)), split=split)
+    cfg = load_settings(config_file).protocol
+    assert (str(cfg.split.test_start), str(cfg.split.test_end)) == ("2015-06-01", "2015-12-31")
     features = build_features(load(tmp_path / PRICES), cfg.split)
     assert split_order_problems(features) == ["no test rows"]
     assert split_order_problems(build_features(load(tmp_path / PRICES))) == []  # the paper split has all three
 
 
-@pytest.mark.parametrize("split, message", [
-    ({"train_start": "2014-12-02", "train_end": "2006-12-07"}, "train_end 2006-12-07 is before train_start 2014-12-02"),
-    ({"test_start": "2015-01-05", "test_end": "2014-12-31"}, "test_end 2014-12-31 is before test_start 2015-01-05"),
-    ({"train_end": "2014-12-02", "test_start": "2014-11-03"},
-     "test_start 2014-11-03 must come after train_end 2014-12-02"),
-])
+@pytest.mark.parametrize(
+    "split, message",
+    [
+        (
+            {"train_start": "2014-12-02", "train_end": "2006-12-07"},
+            "train_end 2006-12-07 is before train_start 2014-12-02",
+        ),
+        ({"test_start": "2015-01-05", "test_end": "2014-12-31"}, "test_end 2014-12-31 is before test_start 2015-01-05"),
+        (
+            {"train_end": "2014-12-02", "test_start": "2014-11-03"},
+            "test_start 2014-11-03 must come after train_end 2014-12-02",
+        ),
+    ],
+)
 def test_config_with_end_before_start_is_rejected(tmp_path, split, message):
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"split": split}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    # One problem, named by the file and the key.
+    text = str(err.value)
+    assert text.startswith(f"{path}: split: ") and message in text and text.count("; ") == 0
+
+
+def test_unknown_router_backend_is_a_config_error(tmp_path):
+    from llmoe_pipeline.router.backends.config import RouterBackendConfig
+
+    expected = "Input should be 'vllm', 'transformers' or 'openai'"
     with pytest.raises(pydantic.ValidationError) as err:
-        PipelineConfig.from_yaml(path)
-    assert err.value.error_count() == 1 and message in str(err.value)
-
-
-def test_unknown_router_backend_is_a_config_error():
-    from llmoe_pipeline.defs.resources import LLMRouterResource
-
-    with pytest.raises(pydantic.ValidationError) as err:
-        LLMRouterResource(backend="x")
+        RouterBackendConfig(backend="x")
     assert err.value.error_count() == 1 and err.value.errors()[0]["loc"] == ("backend",)
-    assert "Input should be 'vllm', 'transformers' or 'openai'" in str(err.value)
-    assert LLMRouterResource(backend="transformers").backend == "transformers"
+    assert expected in str(err.value)
+    assert RouterBackendConfig(backend="transformers").backend == "transformers"
+    # Loaded from a file or a flag, it fails at load time, naming the file (or the defaults) and the key.
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"router_backend": {"backend": "x"}}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value) == f"{path}: router_backend.backend: {expected} (got 'x')"
+    with pytest.raises(ConfigError, match=r"router_backend\.backend: Input should be 'vllm'"):
+        load_settings(router_backend="x")
+    assert load_settings(router_backend="transformers").router_backend.backend == "transformers"
 
 
 @pytest.mark.parametrize("kind", ["absolute_path", "relative_path", "folder_without_config"])
@@ -389,8 +565,11 @@ def test_model_path_that_does_not_exist_is_one_clear_error(kind, tmp_path, home)
     from llmoe_pipeline.router.model import ModelNotFoundError, model_id_of, resolve_model
 
     # A relative path looks like a Hugging Face id: it is looked up in the local cache only, never downloaded.
-    name = {"absolute_path": str(tmp_path / "no-such-model"), "relative_path": "no-such-dir/no-such-model",
-            "folder_without_config": str(tmp_path)}[kind]
+    name = {
+        "absolute_path": str(tmp_path / "no-such-model"),
+        "relative_path": "no-such-dir/no-such-model",
+        "folder_without_config": str(tmp_path),
+    }[kind]
     expected = "has no config.json" if kind == "folder_without_config" else "is not available locally"
     with pytest.raises(ModelNotFoundError) as err:
         resolve_model(name, home=home)
@@ -399,6 +578,195 @@ def test_model_path_that_does_not_exist_is_one_clear_error(kind, tmp_path, home)
         with pytest.raises(ModelNotFoundError, match="Nothing is downloaded"):
             model_id_of(name)
     assert snapshot(home) == {}
+
+
+# ---------------------------------------------------------------------------------------------- planted files
+# Stored assets and models are Parquet, safetensors or JSON, never pickles: a file someone planted under the home
+# can at worst fail to load (with an error naming it), never run code, and the model store retrains rather than
+# trust an entry it cannot read.
+class _Retrained(Exception):
+    """Raised by the model store's train callback: the store did not trust the stored entry."""
+
+
+def _retrain():
+    raise _Retrained
+
+
+def _live_pickle(marker: Path) -> bytes:
+    """A pickle that creates `marker` when it is loaded."""
+    import pickle
+
+    class Payload:
+        def __reduce__(self):
+            return Path.touch, (marker,)
+
+    return pickle.dumps(Payload())
+
+
+def test_a_live_pickle_payload_does_run_code_when_unpickled(tmp_path):
+    """The control for the tests below: the planted payload is real."""
+    import pickle
+
+    pickle.loads(_live_pickle(tmp_path / "ran"))
+    assert (tmp_path / "ran").exists()
+
+
+def test_planted_pickle_in_the_asset_store_is_never_loaded(tmp_path):
+    from llmoe_pipeline.defs.io_manager import asset_file, load_asset_value, store_asset_value
+
+    base, marker = tmp_path / "assets", tmp_path / "ran"
+    planted = asset_file(base, ["llmoe_search"], "AAPL", "pkl")
+    planted.parent.mkdir(parents=True)
+    planted.write_bytes(_live_pickle(marker))
+    with pytest.raises(FileNotFoundError, match="llmoe_search partition AAPL is not materialized"):
+        load_asset_value(base, ["llmoe_search"], "AAPL")
+    # Beside a stored value, the pickle is ignored too.
+    store_asset_value(base, ["llmoe_search"], "AAPL", {"threshold": 0.5})
+    assert load_asset_value(base, ["llmoe_search"], "AAPL") == {"threshold": 0.5}
+    assert not marker.exists()
+
+
+def test_planted_pickle_in_the_model_store_is_never_loaded(tmp_path):
+    from llmoe_pipeline.models.model_set import ModelSet
+    from llmoe_pipeline.models.store import ModelStore
+
+    store, marker = ModelStore(tmp_path / "model_cache"), tmp_path / "ran"
+    store.folder.mkdir()
+    for name in ("fp.pkl", "fp.safetensors.pkl", "fp.pickle"):
+        (store.folder / name).write_bytes(_live_pickle(marker))
+    with pytest.raises(_Retrained):
+        store.get_or_train("fp", ModelSet, _retrain)
+    assert not marker.exists()
+
+
+def _safetensors(metadata: dict | None) -> bytes:
+    import torch
+    from safetensors.torch import save
+
+    return save({"w": torch.zeros(2)}, metadata=metadata)
+
+
+def _our_header(**changes) -> dict:
+    import json
+
+    header = {
+        "format": "llmoe.model_set.v1",
+        "name": "x",
+        "params": {},
+        "train_seconds": 0.0,
+        "search_table": "",
+        "seeds": [
+            {
+                "seed": 0,
+                "name": "x",
+                "params": {},
+                "flavor": "pytorch",
+                "n_inputs": 55,
+                "best_epoch": 0,
+                "history": "",
+                "network": {"class": "FeedForwardNet", "init_args": {}},
+            }
+        ],
+    }
+    return {"llmoe": json.dumps({**header, **changes})}
+
+
+@dataclass(frozen=True)
+class Planted:
+    id: str
+    kind: str  # safetensors | json
+    content: Callable[[], bytes]
+    bug: str = ""
+    # False: valid JSON that is not tagged as ours is a plain JSON asset value (JSON-able asset values are
+    # stored untagged), so the asset store returns it as data; it cannot run code either way.
+    asset_store: bool = True
+
+
+PLANTED = [
+    Planted("garbage_safetensors", "safetensors", lambda: b"\x00" * 64),
+    Planted("empty_safetensors", "safetensors", lambda: b""),
+    Planted("foreign_safetensors", "safetensors", lambda: _safetensors({"other": "tool"})),
+    Planted("safetensors_without_metadata", "safetensors", lambda: _safetensors(None)),
+    Planted(
+        "safetensors_of_another_version", "safetensors", lambda: _safetensors(_our_header(format="llmoe.model_set.v0"))
+    ),
+    Planted("safetensors_header_not_json", "safetensors", lambda: _safetensors({"llmoe": "{not json"})),
+    Planted(
+        "safetensors_with_our_format_but_no_seeds",
+        "safetensors",
+        lambda: _safetensors({"llmoe": '{"format": "llmoe.model_set.v1", "name": "x"}'}),
+    ),
+    Planted(
+        "safetensors_with_an_unknown_network_class",
+        "safetensors",
+        lambda: _safetensors(
+            _our_header(seeds=[{"seed": 0, "flavor": "pytorch", "network": {"class": "os.system", "init_args": {}}}])
+        ),
+    ),
+    Planted("json_not_json", "json", lambda: b"{not json"),
+    Planted("json_search_of_another_version", "json", lambda: b'{"format": "llmoe.search.v0"}', asset_store=False),
+    Planted("json_search_without_fields", "json", lambda: b'{"format": "llmoe.search.v1"}'),
+    Planted("json_not_utf8", "json", lambda: b'{"format": "llmoe.search.v1", "x": "\xff\xfe"}'),
+]
+
+
+def _planted_params(asset_store: bool = False):
+    return [
+        pytest.param(c, id=c.id, marks=[pytest.mark.xfail(strict=True, reason=c.bug)] if c.bug else [])
+        for c in PLANTED
+        if c.asset_store or not asset_store
+    ]
+
+
+@pytest.mark.parametrize("case", _planted_params(asset_store=True))
+def test_planted_model_file_in_the_asset_store_is_a_clear_error_naming_it(case, tmp_path):
+    from llmoe_pipeline.defs.io_manager import asset_file, load_asset_value
+
+    base = tmp_path / "assets"
+    path = asset_file(base, ["expert_models"], "AAPL", case.kind)
+    path.parent.mkdir(parents=True)
+    path.write_bytes(case.content())
+    before = snapshot(tmp_path)
+    with pytest.raises(ValueError) as err:
+        load_asset_value(base, ["expert_models"], "AAPL")
+    assert str(err.value).startswith(f"{path}: ")
+    assert snapshot(tmp_path) == before  # reading changes nothing
+
+
+@pytest.mark.parametrize("case", _planted_params())
+def test_planted_model_file_in_the_model_store_is_retrained_not_trusted(case, tmp_path):
+    from llmoe_pipeline.models.experts import LLMoESearch
+    from llmoe_pipeline.models.model_set import ModelSet
+    from llmoe_pipeline.models.store import ModelStore
+
+    store = ModelStore(tmp_path / "model_cache")
+    store.folder.mkdir()
+    (store.folder / f"fp.{case.kind}").write_bytes(case.content())
+    with pytest.raises(_Retrained):
+        store.get_or_train("fp", ModelSet if case.kind == "safetensors" else LLMoESearch, _retrain)
+    assert not (store.folder / f"fp.{case.kind}").exists()  # the unreadable entry is gone
+
+
+def test_files_the_pipeline_stores_load_back(tmp_path):
+    """The control for the planted files: our own safetensors and JSON files are read, not refused."""
+    from llmoe_pipeline.defs.io_manager import load_asset_value, store_asset_value
+    from llmoe_pipeline.models.experts import LLMoESearch
+    from llmoe_pipeline.models.model_set import ModelSet
+    from llmoe_pipeline.models.store import ModelStore
+
+    base = tmp_path / "assets"
+    search = LLMoESearch(0.5, 0.61, {"Optimistic": {"dropout": 0.1}}, pd.DataFrame({"quantile": [0.5]}))
+    models = ModelSet(name="x", params={"a": 1}, models={}, search_table=pd.DataFrame({"trial": [0]}))
+    assert store_asset_value(base, ["s"], "AAPL", search).suffix == ".json"
+    assert store_asset_value(base, ["m"], "AAPL", models).suffix == ".safetensors"
+    got = load_asset_value(base, ["s"], "AAPL")
+    assert (got.threshold_quantile, got.threshold, dict(got.params)) == (0.5, 0.61, {"Optimistic": {"dropout": 0.1}})
+    got = load_asset_value(base, ["m"], "AAPL")
+    assert (got.name, dict(got.params), dict(got.models)) == ("x", {"a": 1}, {})
+    store = ModelStore(tmp_path / "model_cache")
+    assert store.get_or_train("fp", LLMoESearch, lambda: search) == (search, False)
+    value, reused = store.get_or_train("fp", LLMoESearch, _retrain)
+    assert reused and value.threshold == 0.61
 
 
 # ---------------------------------------------------------------------------------------------- through Dagster
@@ -420,14 +788,22 @@ def _home_copy(good_home: Path, tmp_path: Path) -> Path:
 
 
 def test_good_home_holds_the_three_assets(good_home):
-    assert set(snapshot(good_home)) == {"assets/raw_prices/AAPL.parquet", "assets/raw_headlines/AAPL.parquet",
-                                        "assets/feature_windows/AAPL.parquet"}
+    assert set(snapshot(good_home)) == {
+        "assets/raw_prices/AAPL.parquet",
+        "assets/raw_headlines/AAPL.parquet",
+        "assets/feature_windows/AAPL.parquet",
+    }
     assert len(pd.read_parquet(good_home / "assets/feature_windows/AAPL.parquet")) == 60 - 34
 
 
 BY_ID = {c.id: c for c in REJECTED}
-DAGSTER_CASES = {"nan_price": "raw_prices", "missing_column": "raw_prices", "non_utf8_bytes": "raw_prices",
-                 "headline_whitespace_only": "raw_headlines", "headline_non_utf8": "raw_headlines"}
+DAGSTER_CASES = {
+    "nan_price": "raw_prices",
+    "missing_column": "raw_prices",
+    "non_utf8_bytes": "raw_prices",
+    "headline_whitespace_only": "raw_headlines",
+    "headline_non_utf8": "raw_headlines",
+}
 
 
 @pytest.mark.parametrize("case_id", list(DAGSTER_CASES))
@@ -449,17 +825,61 @@ def test_rejected_input_through_dagster_changes_no_stored_asset(case_id, slices,
     assert snapshot(home) == before
 
 
-def test_config_error_through_dagster_changes_no_stored_asset(slices, good_home, tmp_path, monkeypatch):
+BAD_SPLIT = {"train_start": "2014-12-02", "train_end": "2006-12-07"}
+BAD_SPLIT_MESSAGE = "train_end 2006-12-07 is before train_start 2014-12-02"
+
+
+def test_config_error_fails_before_dagster_and_changes_no_stored_asset(slices, good_home, tmp_path, monkeypatch):
+    """Settings are loaded (and validated) once, before Dagster runs anything: a bad value is a ConfigError
+    naming the file and the key, and the home is left byte for byte as it was."""
     home = _home_copy(good_home, tmp_path)
     before = snapshot(home)
     config_file = write_case(tmp_path / "data", slices, PRICES, csv_bytes(slices.prices))
     config = yaml.safe_load(config_file.read_text())
-    config["split"] = {"train_start": "2014-12-02", "train_end": "2006-12-07"}
+    config["split"] = BAD_SPLIT
     config_file.write_text(yaml.safe_dump(config))
-    result = materialize_pipeline(home, config_file, monkeypatch)
+    with pytest.raises(ConfigError) as err:
+        materialize_pipeline(home, config_file, monkeypatch)
+    assert str(err.value).startswith(f"{config_file}: split: ") and BAD_SPLIT_MESSAGE in str(err.value)
+    assert snapshot(home) == before
+
+
+def test_config_error_in_llmoe_run_is_one_line_and_changes_nothing_in_the_home(
+    slices, good_home, tmp_path, monkeypatch, capsys
+):
+    from llmoe_pipeline import cli
+
+    home = _home_copy(good_home, tmp_path)
+    before = snapshot(home)
+    config_file = write_case(tmp_path / "data", slices, PRICES, csv_bytes(slices.prices))
+    config = yaml.safe_load(config_file.read_text())
+    config["split"] = BAD_SPLIT
+    config_file.write_text(yaml.safe_dump(config))
+    monkeypatch.setenv("LLMOE_HOME", str(home))
+    monkeypatch.setattr(cli, "_quiet_libraries", lambda: None)  # it sets process-wide variables for a real run
+    assert cli.main(["run", "--config", str(config_file)]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith(f"llmoe run: error: {config_file}: split: ") and BAD_SPLIT_MESSAGE in err
+    assert err.count("\n") == 1
+    assert snapshot(home) == before  # not even the Dagster instance folder was created
+
+
+def test_invalid_protocol_given_to_dagster_fails_the_run_and_changes_no_stored_asset(
+    slices, good_home, tmp_path, monkeypatch
+):
+    """The protocol resource holds plain values (the launchpad can edit them): an invalid protocol that did not
+    come through load_settings still fails the raw assets' steps, and nothing stored changes."""
+    from llmoe_pipeline.defs.resources import ProtocolResource
+
+    home = _home_copy(good_home, tmp_path)
+    before = snapshot(home)
+    config_file = write_case(tmp_path / "data", slices, PRICES, csv_bytes(slices.prices))
+    protocol = load_settings(config_file).protocol.model_dump(mode="json")
+    bad = ProtocolResource(protocol={**protocol, "split": {**protocol["split"], **BAD_SPLIT}})
+    result = materialize_pipeline(home, config_file, monkeypatch, resources={"protocol": bad})
     failures = step_failure_text(result)
     assert not result.success and set(failures) == {"raw_prices", "raw_headlines"}
-    assert all("train_end 2006-12-07 is before train_start 2014-12-02" in text for text in failures.values())
+    assert all(BAD_SPLIT_MESSAGE in text for text in failures.values())
     assert snapshot(home) == before
 
 
@@ -475,8 +895,10 @@ def _blocking_case(name: str, slices: Slices, folder: Path) -> Path:
 
 # case: (failing check, failing step, assets Dagster records as materialized: the checked asset itself is)
 # The asset whose blocking check fails is not materialized: it fails before its value is stored.
-BLOCKING = {"too_few_days": ("enough_clean_days", "raw_prices", {"raw_headlines"}),
-            "no_test_rows": ("split_order", "feature_windows", {"raw_prices", "raw_headlines"})}
+BLOCKING = {
+    "too_few_days": ("enough_clean_days", "raw_prices", {"raw_headlines"}),
+    "no_test_rows": ("split_order", "feature_windows", {"raw_prices", "raw_headlines"}),
+}
 
 
 @pytest.mark.parametrize("name", list(BLOCKING))

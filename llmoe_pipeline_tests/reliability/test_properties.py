@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
@@ -24,8 +25,9 @@ from llmoe_pipeline.io import atomic_path
 from llmoe_pipeline.paths import resolve_under_home
 
 WARM_UP = 34  # rows per ticker without a feature row: 29 (30-day average) + 4 (window) + 1 (no next day)
-PROPERTY = settings(max_examples=50, deadline=None, derandomize=True, database=None,
-                    suppress_health_check=[HealthCheck.too_slow])
+PROPERTY = settings(
+    max_examples=50, deadline=None, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow]
+)
 
 
 # ---------------------------------------------------------------------------------------------- price series
@@ -39,16 +41,18 @@ def ohlc_series(draw, ticker: str, min_days: int = 1, max_days: int = 80) -> pd.
     dividend_factor = draw(st.floats(0.3, 1.0))  # adj_close below close, as after dividends
     close = start_price * np.exp(np.cumsum(returns))
     open_ = close * np.exp(spreads[:, 0] - 0.025)
-    return pd.DataFrame({
-        "date": pd.bdate_range("2014-01-01", periods=n),
-        "ticker": ticker,
-        "open": open_,
-        "high": np.maximum(open_, close) * (1 + spreads[:, 1]),
-        "low": np.minimum(open_, close) * (1 - spreads[:, 2]),
-        "close": close,
-        "adj_close": close * dividend_factor,
-        "volume": draw(arrays(np.int64, n, elements=st.integers(0, 10**10))),
-    })
+    return pd.DataFrame(
+        {
+            "date": pd.bdate_range("2014-01-01", periods=n),
+            "ticker": ticker,
+            "open": open_,
+            "high": np.maximum(open_, close) * (1 + spreads[:, 1]),
+            "low": np.minimum(open_, close) * (1 - spreads[:, 2]),
+            "close": close,
+            "adj_close": close * dividend_factor,
+            "volume": draw(arrays(np.int64, n, elements=st.integers(0, 10**10))),
+        }
+    )
 
 
 @st.composite
@@ -70,7 +74,9 @@ def test_build_features_rows_are_input_rows_minus_34_per_ticker_else_an_error(pr
     assert got.to_dict() == {t: max(n - WARM_UP, 0) for t, n in n_days.items()}
     for ticker, rows in features.groupby("ticker"):
         dates = prices.loc[prices["ticker"] == ticker, "date"].to_numpy()
-        assert (rows["date"].to_numpy() == dates[WARM_UP - 1:-1]).all()  # window ends t = day 34 .. the day before last
+        assert (
+            rows["date"].to_numpy() == dates[WARM_UP - 1 : -1]
+        ).all()  # window ends t = day 34 .. the day before last
 
 
 @PROPERTY
@@ -82,13 +88,14 @@ def test_build_features_of_valid_prices_are_finite_with_consistent_labels(prices
     assert set(features["split"]) <= set(SPLITS)
     for ticker, rows in features.groupby("ticker"):
         adj = prices.loc[prices["ticker"] == ticker, "adj_close"].to_numpy()
-        today, tomorrow = adj[WARM_UP - 1:-1], adj[WARM_UP:]
+        today, tomorrow = adj[WARM_UP - 1 : -1], adj[WARM_UP:]
         assert (rows["target"].to_numpy() == (tomorrow > today)).all()
         np.testing.assert_allclose(rows["next_return"].to_numpy(), tomorrow / today - 1, rtol=1e-12, atol=1e-15)
         # Day t's own features sit in the lag-0 columns: c_open = open/close - 1 of that day.
-        opens = prices.loc[prices["ticker"] == ticker, ["open", "close"]].to_numpy()[WARM_UP - 1:-1]
-        np.testing.assert_allclose(rows["c_open_lag0"].to_numpy(), opens[:, 0] / opens[:, 1] - 1,
-                                   rtol=1e-12, atol=1e-15)
+        opens = prices.loc[prices["ticker"] == ticker, ["open", "close"]].to_numpy()[WARM_UP - 1 : -1]
+        np.testing.assert_allclose(
+            rows["c_open_lag0"].to_numpy(), opens[:, 0] / opens[:, 1] - 1, rtol=1e-12, atol=1e-15
+        )
 
 
 @PROPERTY
@@ -98,8 +105,14 @@ def test_daily_features_nan_only_where_history_is_short_and_scale_and_ticker_ind
     alone = daily_features(aapl)
     got = both[both["ticker"] == "AAPL"].reset_index(drop=True)
     pd.testing.assert_frame_equal(got, alone)  # another ticker's rows change nothing
-    expected_nans = {"c_open": 0, "c_high": 0, "c_low": 0, "n_close": 1, "n_adj_close": 1,
-                     **{f"ma_{k}": k - 1 for k in MA_WINDOWS}}
+    expected_nans = {
+        "c_open": 0,
+        "c_high": 0,
+        "c_low": 0,
+        "n_close": 1,
+        "n_adj_close": 1,
+        **{f"ma_{k}": k - 1 for k in MA_WINDOWS},
+    }
     for name in FEATURE_NAMES:
         values = alone[name].to_numpy()
         n_nan = expected_nans[name]
@@ -204,8 +217,10 @@ def test_absolute_write_path_is_allowed_only_inside_home(homes, relative, prefix
 
 
 @PROPERTY
-@given(st.sampled_from(["link_in", "link_out", "link_dangling"]),
-       st.lists(SEGMENTS.filter(lambda s: s != ".."), max_size=3))
+@given(
+    st.sampled_from(["link_in", "link_out", "link_dangling"]),
+    st.lists(SEGMENTS.filter(lambda s: s != ".."), max_size=3),
+)
 def test_symlinks_cannot_carry_a_write_path_out_of_home(homes, link, tail):
     relative = "/".join([link, *tail])
     if link == "link_in":
@@ -232,65 +247,130 @@ def test_asset_file_of_any_partition_key_stays_under_its_base_or_is_refused(tmp_
 
 @pytest.mark.parametrize("spec", ["AAPL,../x", ["/tmp/x"], "AAPL,.hidden", "-rf"])
 def test_tickers_from_the_environment_must_be_plain_names(spec):
-    from llmoe_pipeline.defs.settings import load_pipeline_config, resolve_tickers
+    from llmoe_pipeline.settings import ConfigError, load_settings, resolve_tickers
 
-    cfg = load_pipeline_config()
-    with pytest.raises(ValueError, match="invalid ticker"):
+    cfg = load_settings().protocol
+    with pytest.raises(ConfigError, match="invalid ticker"):
         resolve_tickers(spec, cfg)
+    with pytest.raises(ConfigError, match="invalid ticker"):  # --tickers / $LLMOE_TICKERS, at load time
+        load_settings(tickers=spec)
     assert resolve_tickers(" aapl, brk.b ,MSFT", cfg) == ["AAPL", "BRK.B", "MSFT"]
+    assert load_settings(tickers=" aapl, brk.b ,MSFT").tickers == ("AAPL", "BRK.B", "MSFT")
 
 
-def test_invalid_ticker_in_the_config_is_refused():
-    from llmoe_pipeline.defs.settings import load_pipeline_config, resolve_tickers
+def test_invalid_ticker_in_the_config_is_refused(tmp_path):
+    from llmoe_pipeline.settings import ConfigError, load_settings
 
-    cfg = load_pipeline_config(tickers=["AAPL", "../x"])
-    with pytest.raises(ValueError, match=r"invalid ticker\(s\) \['\.\./x'\]"):
-        resolve_tickers(None, cfg)
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"data": {"tickers": ["AAPL", "../x"]}}), encoding="utf-8")
+    # Tickers are upper-cased when read, so the message shows the normalized name.
+    with pytest.raises(ConfigError, match=r"invalid ticker\(s\) \['\.\./X'\]"):
+        load_settings(path)
+
+
+def test_invalid_ticker_in_the_config_file_is_an_error_naming_the_file_and_key(tmp_path):
+    from llmoe_pipeline.settings import ConfigError, load_settings
+
+    path = tmp_path / "config.yaml"
+    path.write_text(yaml.safe_dump({"data": {"tickers": ["AAPL", "../x"]}}), encoding="utf-8")
+    with pytest.raises(ConfigError) as err:
+        load_settings(path)
+    assert str(err.value).startswith(f"{path}: data.tickers: ")
+
+
+def _write_one_asset(manager, instance, partition: str = "AAPL"):
+    import dagster as dg
+
+    context = dg.build_output_context(asset_key=dg.AssetKey(["raw_prices"]), partition_key=partition, instance=instance)
+    manager.handle_output(context, pd.DataFrame({"x": [1.0]}))
 
 
 @pytest.mark.parametrize("base_dir", ["../escaped", "ABSOLUTE"])
-def test_io_manager_base_dir_from_config_cannot_leave_home(tmp_path, monkeypatch, base_dir):
+def test_io_manager_base_dir_from_a_config_file_cannot_leave_home(tmp_path, monkeypatch, base_dir):
+    """The assets folder is <home>/assets, from the settings: a config file cannot point it elsewhere."""
+    from llmoe_pipeline.settings import ConfigError, load_settings
+
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)  # '../escaped' would land in tmp_path, never in the checkout
+    path = tmp_path / "config.yaml"
+    target = str(tmp_path / "elsewhere") if base_dir == "ABSOLUTE" else base_dir
+    for section in (
+        {"io_manager": {"base_dir": target}},
+        {"io_manager": {"config": {"base_dir": target}}},
+        {"resources": {"io_manager": {"config": {"base_dir": target}}}},
+    ):
+        path.write_text(yaml.safe_dump(section), encoding="utf-8")
+        with pytest.raises(ConfigError, match=f"^{path}: .*Extra inputs are not permitted"):
+            load_settings(path, home=tmp_path / "home")
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [path]
+
+
+@pytest.mark.parametrize("base_dir", ["../escaped", "ABSOLUTE"])
+def test_io_manager_base_dir_from_run_config_cannot_leave_home(tmp_path, monkeypatch, base_dir):
+    """Resource config can still be edited per run (the Dagster launchpad): writing outside the home is not fine."""
     import dagster as dg
 
-    from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
+    from llmoe_pipeline.defs.resources import build_resources
+    from llmoe_pipeline.settings import load_settings
 
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     cwd.mkdir()
     monkeypatch.chdir(cwd)  # '../escaped' lands in tmp_path, never in the checkout
-    monkeypatch.setenv("LLMOE_HOME", str(home))
-    manager = LocalAssetIOManager(base_dir=str(tmp_path / "elsewhere") if base_dir == "ABSOLUTE" else base_dir)
+
+    @dg.asset(partitions_def=dg.StaticPartitionsDefinition(["AAPL"]))
+    def raw_prices() -> pd.DataFrame:
+        return pd.DataFrame({"x": [1.0]})
+
+    resources = {"io_manager": build_resources(load_settings(home=home))["io_manager"]}
+    target = str(tmp_path / "elsewhere") if base_dir == "ABSOLUTE" else base_dir
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_output_context(asset_key=dg.AssetKey(["raw_prices"]), partition_key="AAPL",
-                                          instance=instance)
-        try:
-            manager.handle_output(context, pd.DataFrame({"x": [1.0]}))
-        except ValueError:
-            pass  # refusing is fine; writing outside the home is not
+        dg.materialize(
+            [raw_prices],
+            resources=resources,
+            partition_key="AAPL",
+            instance=instance,
+            run_config={"resources": {"io_manager": {"config": {"home": str(home), "folder": target}}}},
+            raise_on_error=False,
+        )  # refusing is fine; writing outside the home is not
     written = [p for p in tmp_path.rglob("*") if p.is_file()]
     assert all(under(p, home) for p in written)
 
 
-@pytest.mark.parametrize("base_dir", ["custom", "HOME/custom"])
-def test_io_manager_base_dir_is_relative_to_home(tmp_path, monkeypatch, base_dir):
+def test_io_manager_writes_under_the_home_of_the_settings_wherever_the_process_runs(tmp_path, monkeypatch):
+    """The home is resolved once, when the settings load (a relative --home is relative to the folder then);
+    the IO manager built from them writes <home>/assets/<key>/<partition>.parquet and nothing else, even after
+    the working folder changed and with $LLMOE_HOME pointing elsewhere."""
     import dagster as dg
 
-    from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
+    from llmoe_pipeline.defs.resources import build_resources
+    from llmoe_pipeline.settings import load_settings
 
-    home = tmp_path / "home"
+    home, other = tmp_path / "home", tmp_path / "other"
+    other.mkdir()
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("LLMOE_HOME", str(home))
-    manager = LocalAssetIOManager(base_dir=base_dir.replace("HOME", str(home)))
+    monkeypatch.setenv("LLMOE_HOME", str(tmp_path / "env_home"))
+    settings = load_settings(home="home")
+    assert settings.home == home.resolve()
+    manager = build_resources(settings)["io_manager"]
+    assert manager.base_dir == home.resolve() / "assets"
+    monkeypatch.chdir(other)
     with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_output_context(asset_key=dg.AssetKey(["raw_prices"]), partition_key="AAPL",
-                                          instance=instance)
-        manager.handle_output(context, pd.DataFrame({"x": [1.0]}))
-    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [home / "custom/raw_prices/AAPL.parquet"]
+        _write_one_asset(manager, instance)
+        for escaping in ("../../ESCAPED", "/tmp/ESCAPED"):  # a partition key never carries a write out
+            with pytest.raises(ValueError, match="escapes the assets folder"):
+                _write_one_asset(manager, instance, escaping)
+    assert [p for p in tmp_path.rglob("*") if p.is_file()] == [home / "assets/raw_prices/AAPL.parquet"]
 
 
 # ---------------------------------------------------------------------------------------------- atomic_path
 @PROPERTY
-@given(old=st.one_of(st.none(), st.binary(max_size=64)), new=st.binary(max_size=4096), fail=st.booleans(),
-       nested=st.booleans())
+@given(
+    old=st.one_of(st.none(), st.binary(max_size=64)),
+    new=st.binary(max_size=4096),
+    fail=st.booleans(),
+    nested=st.booleans(),
+)
 def test_atomic_path_replaces_whole_file_or_leaves_the_old_one_and_no_temp(old, new, fail, nested):
     with tempfile.TemporaryDirectory() as folder:
         target = Path(folder) / ("a/b" if nested else "") / "asset.parquet"

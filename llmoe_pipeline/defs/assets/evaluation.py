@@ -1,157 +1,145 @@
-"""backtest_results: predictions → all-in/all-out backtests → seven metrics → MLflow runs and plots
-(llmoe_pipeline/evaluation.py, backtest.py, metrics.py, tracking.py, plots.py, report.py)."""
+"""Evaluation: every model's P(up) on validation and test days (predictions), the all-in/all-out backtests and
+seven metrics (backtest_results, daily_returns) and the plots (llmoe_pipeline/evaluation.py, backtest.py,
+metrics.py, plots.py, report.py)."""
 
 import base64
-import hashlib
-import tempfile
 from pathlib import Path
 
 import dagster as dg
-import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.defs.assets.data import OWNERS
-from llmoe_pipeline.defs.assets.models import SEARCHED_BASELINES
-from llmoe_pipeline.defs.partitions import ticker_partitions
-from llmoe_pipeline.defs.progress import progress_log
-from llmoe_pipeline.defs.resources import MLflowResource, ProtocolResource
-from llmoe_pipeline.evaluation import DISPLAY_NAMES, equity_curves, evaluate, predict_all
-from llmoe_pipeline.features import window_columns
-from llmoe_pipeline.io import write_parquet_atomic
-from llmoe_pipeline.metrics import METRIC_NAMES
-from llmoe_pipeline.models import REGIMES
-from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.defs.checks import OWNERS
+from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_key
+from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
+from llmoe_pipeline.evaluation import RoutedExperts, equity_curves, evaluate, predict_all
+from llmoe_pipeline.models import BUY_AND_HOLD, LLMoESearch, ModelSet, registry
 from llmoe_pipeline.plots import plot_drawdown, plot_equity, plot_regimes
-from llmoe_pipeline.router.labels import apply_threshold
+from llmoe_pipeline.regimes import apply_threshold
 from llmoe_pipeline.report import summarize, to_markdown
-from llmoe_pipeline.tracking import ModelToLog, file_sha256
-
-PREDICTIONS_FILE = "predictions.parquet"
-_MODEL_INS = {f"experts_{r.lower()}": dg.AssetIn(key=["expert_models", r.lower()]) for r in REGIMES}
-_MODEL_INS |= {f"baseline_{n}": dg.AssetIn(key=["baseline_models", n]) for n in SEARCHED_BASELINES}
+from llmoe_pipeline.routing import VARIANTS
 
 
-def _png_markdown(path) -> dg.MetadataValue:
-    data = base64.b64encode(open(path, "rb").read()).decode()
-    return dg.MetadataValue.md(f"![{path.name}](data:image/png;base64,{data})")
+def model_inputs() -> dict[str, dg.AssetIn]:
+    """Every trained model of a ticker: each variant's routing, grid choice and experts, and each baseline."""
+    ins = {}
+    for v in VARIANTS:
+        ins[f"routing__{v.name}"] = dg.AssetIn(v.routing_asset)
+        ins[f"search__{v.name}"] = dg.AssetIn(["llmoe_search", v.name])
+        ins[f"experts__{v.name}"] = dg.AssetIn(["expert_models", v.name])
+    ins |= {f"baseline__{s.name}": dg.AssetIn(["baseline_models", s.name]) for s in registry.BASELINES}
+    return ins
 
 
-def _data_hash(cfg) -> str:
-    files = cfg.data.paths(cfg.data.price_files + cfg.data.headline_files)
-    joined = "".join(f"{p.name}:{file_sha256(p)}" for p in files if p.exists())
-    return hashlib.sha256(joined.encode()).hexdigest()[:16]
-
-
-def _seed_metrics(metrics: pd.DataFrame, model: str, seed: int) -> dict[str, float]:
-    """`test_sharpe_ratio` at the paper's cost (0 bps), `test_sharpe_ratio_10bps` at each extra cost."""
-    sel = metrics[(metrics["model"] == model) & (metrics["seed"] == seed)]
+def routed_experts(values: dict) -> dict[str, RoutedExperts]:
+    """Display name → experts (regime → seed → model) and the labels at the chosen threshold, per variant."""
     out = {}
-    for _, row in sel.iterrows():
-        suffix = "" if row["cost_bps"] == 0 else f"_{row['cost_bps']:g}bps"
-        out |= {f"{row['split']}_{m}{suffix}": float(row[m]) for m in METRIC_NAMES}
+    for v in VARIANTS:
+        search: LLMoESearch = values[f"search__{v.name}"]
+        by_regime = {split_expert_partition_key(pk)[1]: ms.models for pk, ms in values[f"experts__{v.name}"].items()}
+        out[v.display_name] = RoutedExperts(by_regime, apply_threshold(values[f"routing__{v.name}"], search.threshold))
     return out
 
 
-def _models_to_log(model_set: dict, input_example: np.ndarray, seed: int) -> list[ModelToLog]:
-    return [ModelToLog(m.estimator, m.flavor, input_example, name=name)
-            for name, m in model_set.items() if m.flavor in ("pytorch", "lightgbm") and m.seed == seed]
+def model_sets(values: dict) -> dict[str, dict[str, ModelSet]]:
+    """Display name → {part name: model set} (LLMoE: one part per expert)."""
+    out = {v.display_name: {ms.name: ms for ms in values[f"experts__{v.name}"].values()} for v in VARIANTS}
+    return out | {s.display_name: {s.name: values[f"baseline__{s.name}"]} for s in registry.BASELINES}
 
 
-def log_to_mlflow(context, tracker, cfg, ticker: str, metrics: pd.DataFrame, predictions: pd.DataFrame,
-                  model_sets: dict[str, dict], router_tags: dict, input_example: np.ndarray,
-                  plots_dir) -> dict[str, str]:
-    """One parent per model, one child per seed; returns model → parent run URL.
-
-    Each seed run gets its own predictions (that model and seed, validation and test days); the parent
-    gets the plots. A failure marks the parent (and the seed run in progress) FAILED, not RUNNING forever.
-    """
-    data_hash = _data_hash(cfg)
-    common_tags = {**router_tags, "dagster.run_id": context.run.run_id, "dagster.partition": ticker,
-                   "dagster.asset": "backtest_results"}
-    urls = {}
-    for model in metrics["model"].unique():
-        parts = model_sets.get(model, {})  # name → {"params":..., "models": {seed: FittedModel}}
-        params = {f"{name}.{k}": v for name, part in parts.items() for k, v in part["params"].items()}
-        parent = tracker.parent_run(ticker, model, cfg.config_hash(), data_hash,
-                                    params={"ticker": ticker, "model": model, **params}, tags=common_tags)
-        seeds = sorted(metrics.loc[metrics["model"] == model, "seed"].unique())
-        table = []
-        with tracker.failed_on_error(parent), tempfile.TemporaryDirectory(prefix="llmoe-seed-") as tmp:
-            for seed in seeds:
-                seed_metrics = _seed_metrics(metrics, model, seed)
-                fitted = {name: part["models"][seed] for name, part in parts.items()}
-                curves = {f"{name}.{col}": fm.history[col].tolist() for name, fm in fitted.items()
-                          for col in ("train_loss", "val_loss") if col in fm.history}
-                own = predictions[(predictions["model"] == model) & (predictions["seed"] == seed)]
-                own_path = write_parquet_atomic(own.reset_index(drop=True), Path(tmp) / f"seed-{seed}" / PREDICTIONS_FILE)
-                tracker.log_seed_run(parent, int(seed), params={"ticker": ticker, "model": model, **params},
-                                     metrics=seed_metrics, curves=curves, tags=common_tags,
-                                     artifacts={"predictions": own_path},
-                                     models=_models_to_log(fitted, input_example, seed))
-                table.append({"seed": int(seed), **seed_metrics})
-            tracker.finish_parent(parent, pd.DataFrame(table), artifacts={"plots": plots_dir})
-        urls[model] = tracker.run_url(parent)
-    return urls
+def _png_markdown(path: Path) -> dg.MetadataValue:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return dg.MetadataValue.md(f"![{path.name}](data:image/png;base64,{data})")
 
 
-@dg.asset(
-    partitions_def=ticker_partitions,
-    group_name="evaluation",
-    kinds={"mlflow", "parquet"},
-    owners=OWNERS,
-    ins={"feature_windows": dg.AssetIn(), "router_labels": dg.AssetIn(), "raw_prices": dg.AssetIn(), **_MODEL_INS},
-)
-def backtest_results(context: dg.AssetExecutionContext, protocol: ProtocolResource, mlflow: MLflowResource,
-                     feature_windows: pd.DataFrame, router_labels: pd.DataFrame,
-                     raw_prices: pd.DataFrame, **model_values):
-    """Seven metrics per model × seed × split × cost (all-in/all-out), logged to MLflow, with plots.
+def build_evaluation_assets(partitions: Partitions) -> list:
+    @dg.asset(
+        partitions_def=partitions.tickers,
+        group_name="evaluation",
+        kinds={"parquet"},
+        owners=OWNERS,
+        ins={"feature_windows": dg.AssetIn(), **model_inputs()},
+    )
+    def predictions(context: dg.AssetExecutionContext, feature_windows: pd.DataFrame, **values) -> dg.Output:
+        """P(up) of every model × seed on every validation and test day (LLMoE rows: with the routed regime)."""
+        routed = routed_experts(values)
+        baselines = {s.display_name: values[f"baseline__{s.name}"].models for s in registry.BASELINES}
+        table = predict_all(feature_windows, routed, baselines)
+        return dg.Output(
+            table,
+            metadata={
+                "rows": len(table),
+                "models": dg.MetadataValue.json(sorted(table["model"].unique().tolist())),
+                "days": int(table["date"].nunique()),
+            },
+        )
 
-    The value is the long per-seed metrics table that `llmoe report` summarizes (mean ± std over seeds).
-    """
-    cfg = protocol.load()
-    ticker = context.partition_key
-    experts = {r: model_values[f"experts_{r.lower()}"]["models"] for r in REGIMES}
-    baselines = {n: model_values[f"baseline_{n}"]["models"] for n in SEARCHED_BASELINES}
-    # LLMoE routes with the threshold its grid search chose (the same for both experts), not router_labels' median.
-    thresholds = {model_values[f"experts_{r.lower()}"]["params"]["threshold"] for r in REGIMES}
-    if len(thresholds) != 1:
-        raise dg.Failure(f"the two experts were trained with different router thresholds {sorted(thresholds)}: "
-                         "materialize expert_models for both regimes together")
-    routed = apply_threshold(router_labels, thresholds.pop())
-    predictions = predict_all(feature_windows, routed, experts, baselines)
-    costs = [cfg.backtest.cost_bps, *[c for c in cfg.backtest.extra_cost_bps if c != cfg.backtest.cost_bps]]
-    metrics, daily = evaluate(predictions, costs, cfg.backtest.periods_per_year, cfg.backtest.risk_free)
+    @dg.multi_asset(
+        outs={
+            "backtest_results": dg.AssetOut(
+                group_name="evaluation",
+                kinds={"parquet"},
+                owners=OWNERS,
+                description="Seven metrics per model × seed × split × cost.",
+            ),
+            "daily_returns": dg.AssetOut(
+                group_name="evaluation",
+                kinds={"parquet"},
+                owners=OWNERS,
+                description="Position, strategy return and equity per day, model, seed, split and cost.",
+            ),
+        },
+        partitions_def=partitions.tickers,
+        ins={
+            "predictions": dg.AssetIn(),
+            "raw_prices": dg.AssetIn(),
+            **{f"routing__{v.name}": dg.AssetIn(v.routing_asset) for v in VARIANTS[:1]},
+            **{f"search__{v.name}": dg.AssetIn(["llmoe_search", v.name]) for v in VARIANTS[:1]},
+        },
+    )
+    def backtests(
+        context: dg.AssetExecutionContext,
+        protocol: ProtocolResource,
+        model_store: ModelStoreResource,
+        predictions: pd.DataFrame,
+        raw_prices: pd.DataFrame,
+        **values,
+    ):
+        """All-in/all-out backtest of every model × seed at every cost, the seven metrics, and the plots."""
+        cfg, ticker = protocol.config, context.partition_key
+        costs = [cfg.backtest.cost_bps, *[c for c in cfg.backtest.extra_cost_bps if c != cfg.backtest.cost_bps]]
+        metrics, daily = evaluate(predictions, costs, cfg.backtest.periods_per_year, cfg.backtest.risk_free)
+        plots_dir = model_store.artifacts_dir(ticker) / "plots"
+        curves = equity_curves(daily, "test", cfg.backtest.cost_bps)
+        bench = curves.pop(BUY_AND_HOLD).iloc[:, 0]
+        llm = VARIANTS[0]
+        routed = apply_threshold(values[f"routing__{llm.name}"], values[f"search__{llm.name}"].threshold)
+        test_labels = routed[routed["split"] == "test"].set_index("date")["label"]
+        prices = raw_prices.set_index("date")["adj_close"].rename(f"{ticker} adj close")
+        prices = prices.loc[test_labels.index.min() : test_labels.index.max()]
+        plots = {
+            "equity": plot_equity(
+                curves, bench, plots_dir / "equity.png", title=f"{ticker}: test equity (mean ± 1 std over seeds)"
+            ),
+            "drawdown": plot_drawdown(curves, bench, plots_dir / "drawdown.png", title=f"{ticker}: test drawdown"),
+            "regimes": plot_regimes(
+                prices, test_labels, plots_dir / "regimes.png", title=f"{ticker}: router regimes (test)"
+            ),
+        }
+        summary = summarize(metrics[metrics["cost_bps"] == cfg.backtest.cost_bps])
+        test = summary[summary["split"] == "test"]
+        yield dg.Output(
+            metrics,
+            output_name="backtest_results",
+            metadata={
+                "rows": len(metrics),
+                "results_test": dg.MetadataValue.md(to_markdown(test)),
+                "llmoe_test_sharpe_mean": float(
+                    test.loc[test["model"] == llm.display_name, "sharpe_ratio_mean"].iloc[0]
+                ),
+                "plots_dir": dg.MetadataValue.path(str(plots_dir)),
+                **{f"plot_{k}": _png_markdown(v) for k, v in plots.items()},
+            },
+        )
+        yield dg.Output(daily, output_name="daily_returns", metadata={"rows": len(daily)})
 
-    out_dir = llmoe_home() / "artifacts" / ticker
-    write_parquet_atomic(predictions, out_dir / "predictions" / PREDICTIONS_FILE)
-    write_parquet_atomic(daily, out_dir / "daily" / "daily_returns.parquet")
-    curves = equity_curves(daily, "test", cfg.backtest.cost_bps)
-    bench = curves.pop("Buy&Hold").iloc[:, 0]
-    test_labels = routed[routed["split"] == "test"].set_index("date")["label"]
-    prices = raw_prices.set_index("date")["adj_close"].rename(f"{ticker} adj close").loc[test_labels.index.min():test_labels.index.max()]
-    plots = {
-        "equity": plot_equity(curves, bench, out_dir / "plots" / "equity.png", title=f"{ticker}: test equity (mean ± 1 std over seeds)"),
-        "drawdown": plot_drawdown(curves, bench, out_dir / "plots" / "drawdown.png", title=f"{ticker}: test drawdown"),
-        "regimes": plot_regimes(prices, test_labels, out_dir / "plots" / "regimes.png", title=f"{ticker}: router regimes (test)"),
-    }
-
-    model_sets = {"LLMoE": {f"expert_{r.lower()}": model_values[f"experts_{r.lower()}"] for r in REGIMES}}
-    model_sets |= {DISPLAY_NAMES[n]: {n: model_values[f"baseline_{n}"]} for n in SEARCHED_BASELINES}
-    router_tags = {"router.model_id": str(router_labels["model_id"].iloc[0]),
-                   "router.prompt_version": str(router_labels["prompt_version"].iloc[0]),
-                   "router.prompts_sha256": hashlib.sha256("".join(router_labels["prompt_sha256"]).encode()).hexdigest()[:16],
-                   "router.threshold": f"{routed['threshold'].iloc[0]:.6f}"}
-    example = feature_windows.loc[feature_windows["split"] == "test", window_columns(cfg.window)].head(5)
-    urls = log_to_mlflow(context, mlflow.tracker(), cfg, ticker, metrics, predictions, model_sets, router_tags,
-                         example.to_numpy(np.float32), out_dir / "plots")
-
-    progress_log(context, f"logged {len(urls)} MLflow parent runs with their seed runs")
-    summary = summarize(metrics[metrics["cost_bps"] == cfg.backtest.cost_bps])
-    return dg.Output(metrics, metadata={
-        "rows": len(metrics),
-        "results_test": dg.MetadataValue.md(to_markdown(summary[summary["split"] == "test"])),
-        "llmoe_test_sharpe_mean": float(summary.query("model == 'LLMoE' and split == 'test'")["sharpe_ratio_mean"].iloc[0]),
-        "mlflow_llmoe_run": dg.MetadataValue.url(urls["LLMoE"]),
-        "mlflow_parent_runs": dg.MetadataValue.json(urls),
-        **{f"plot_{k}": _png_markdown(v) for k, v in plots.items()},
-    })
+    return [predictions, backtests]

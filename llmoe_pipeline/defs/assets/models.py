@@ -1,129 +1,223 @@
-"""expert_models (one per router regime, llmoe_pipeline/models/experts.py) and baseline_models
-(llmoe_pipeline/models/baselines.py): hyperparameter search on validation, then one model per seed."""
+"""Models: the LLMoE grid (llmoe_search), its experts per ticker and regime (expert_models), and the
+baselines of the registry (baseline_models/<name>); llmoe_pipeline/models/ does the work.
+
+Every model is trained from a fingerprint of what training reads (rows, grid, seeds, code) and reused from
+the model store when nothing changed, so a nightly refresh retrains nothing unless the policy says so.
+"""
 
 import time
-from typing import Callable
+from collections.abc import Callable
 
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.defs.assets.data import OWNERS
+from llmoe_pipeline.defs.checks import OWNERS
+from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_key
 from llmoe_pipeline.defs.progress import progress_log
-from llmoe_pipeline.defs.partitions import ticker_partitions
-from llmoe_pipeline.defs.resources import ProtocolResource
-from llmoe_pipeline.models import (REGIMES, SearchResult, baseline_candidates, expert_param_grid, fit_baseline,
-                                   input_columns, router_labels_for, run_search, search_router_threshold, train_expert)
-from llmoe_pipeline.router.labels import apply_threshold
-from llmoe_pipeline.paths import llmoe_home
-from llmoe_pipeline.training_cache import cached_training, training_fingerprint
+from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
+from llmoe_pipeline.models import (
+    LLMoESearch,
+    ModelSet,
+    expert_param_grid,
+    input_columns,
+    registry,
+    router_labels_for,
+    search_router_threshold,
+    train_expert,
+)
+from llmoe_pipeline.models.experts import expert_name
+from llmoe_pipeline.models.store import training_fingerprint
+from llmoe_pipeline.regimes import apply_threshold
 
-SEARCHED_BASELINES = ("lightgbm", "mlp", "lstm", "moe")
 
-
-def _training_rows(features: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.DataFrame:
+def training_rows(features: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.DataFrame:
+    """What training reads: the train/validation rows' dates, split, target and inputs (and router label)."""
     used = features[features["split"].isin(["train", "validation"])]
-    cols = ["date", "split", "target", *input_columns(features)]
-    frame = used[cols]
+    frame = used[["date", "split", "target", *input_columns(features)]]
     if labels is not None:
         frame = frame.assign(label=router_labels_for(used, labels).to_numpy())
     return frame
 
 
-def _model_set_output(context, key: dg.AssetKey, features: pd.DataFrame, rows: pd.DataFrame, candidates: list[dict],
-                      seeds: list[int], search_seed: int, fit: Callable[[dict, int], object],
-                      chosen: SearchResult | None = None) -> dg.Output:
-    """Search `candidates` on validation (fitted with `search_seed`), then fit every seed with the winner.
+def model_set_output(
+    context,
+    model_store: ModelStoreResource,
+    fingerprint: str,
+    train: Callable[[], ModelSet],
+    output_name: str = "result",
+) -> dg.Output:
+    """The model set for `fingerprint`: reused from the store, else trained and stored."""
 
-    Reused from the model store when the fingerprint (training rows, candidates, seeds, code) is known.
-    `chosen`: the search already happened upstream (`candidates` is its winner): fit the seeds with
-    chosen.best_params and show chosen.table.
-    """
-    fingerprint = training_fingerprint(rows, asset=key.to_user_string(), candidates=candidates, seeds=seeds,
-                                       search_seed=search_seed)
-
-    def train() -> dict:
+    def timed() -> ModelSet:
         started = time.time()
-        result = chosen or run_search(candidates, lambda params: fit(params, search_seed), features)
-        models = {seed: fit(result.best_params, seed) for seed in seeds}
-        return {"params": result.best_params, "search_table": result.table, "models": models,
-                "train_seconds": round(time.time() - started, 1)}
+        value = train()
+        return ModelSet(value.name, value.params, value.models, value.search_table, round(time.time() - started, 1))
 
-    value, reused = cached_training(llmoe_home() / "model_cache", fingerprint, train)
-    progress_log(context, f"{key.to_user_string()}: {'reused' if reused else 'trained'} {len(value['models'])} seeds "
-                          f"({value['train_seconds']} s)")
-    return dg.Output(value, output_name=key.to_python_identifier(),
-                     metadata=_output_metadata(value, reused, fingerprint))
-
-
-def _output_metadata(value: dict, reused: bool, fingerprint: str) -> dict:
-    first = next(iter(value["models"].values()))
-    return {
-        "seeds": len(value["models"]),
-        "params": dg.MetadataValue.json(value["params"]),
-        "search": dg.MetadataValue.md(value["search_table"].to_markdown(index=False)),
-        "train_rows": len(first.train_rows),
-        "validation_rows": len(first.validation_rows),
-        "reused_from_cache": reused,
-        "train_seconds": value["train_seconds"],
-        "fingerprint": fingerprint,
-    }
-
-
-@dg.multi_asset(
-    outs={f"expert_models__{r.lower()}": dg.AssetOut(
-        key=["expert_models", r.lower()], group_name="models", kinds={"pytorch"}, owners=OWNERS, is_required=False,
-        description=f"LLMoE expert for {r} windows: a 55→h1→h2→h3→1 ReLU/dropout/sigmoid network trained only "
-                    f"on the training days the router labelled {r}; one per seed.") for r in REGIMES},
-    ins={"feature_windows": dg.AssetIn(), "router_labels": dg.AssetIn()},
-    partitions_def=ticker_partitions,
-    can_subset=True,
-)
-def expert_models(context: dg.AssetExecutionContext, protocol: ProtocolResource,
-                  feature_windows: pd.DataFrame, router_labels: pd.DataFrame):
-    cfg = protocol.load()
-    # The LLMoE grid: router threshold quantile × each regime's network (models/experts.py), on validation.
-    search_rows = _training_rows(feature_windows)
-    keys = pd.MultiIndex.from_frame(feature_windows.loc[search_rows.index, ["ticker", "date"]])
-    search_rows = search_rows.assign(  # the search's input: training/validation rows and their p_optimistic
-        p_optimistic=router_labels.set_index(["ticker", "date"])["p_optimistic"].reindex(keys).to_numpy())
-    fingerprint = training_fingerprint(search_rows, asset="expert_models/threshold_search",
-                                       grid=expert_param_grid(cfg.experts),
-                                       quantiles=cfg.experts.threshold_quantile_grid, search_seed=cfg.baselines.search_seed)
-    search, reused = cached_training(llmoe_home() / "model_cache", fingerprint, lambda: search_router_threshold(
-        feature_windows, router_labels, cfg.experts, cfg.baselines.search_seed))
-    choice = search.best_params
-    progress_log(context, f"expert_models: router threshold quantile {choice['threshold_quantile']} "
-                          f"(p_optimistic > {choice['threshold']:.4f}) chosen on validation{' (reused)' if reused else ''}")
-    routed = apply_threshold(router_labels, choice["threshold"])
-    rows = _training_rows(feature_windows, routed)
-    for regime in REGIMES:
-        key = dg.AssetKey(["expert_models", regime.lower()])
-        if key not in context.selected_asset_keys:
-            continue
-        params = {**choice[regime], "threshold_quantile": choice["threshold_quantile"], "threshold": choice["threshold"]}
-        yield _model_set_output(
-            context, key, feature_windows, rows[rows["label"] == regime], [params], cfg.seeds, cfg.baselines.search_seed,
-            lambda params, seed, regime=regime: train_expert(feature_windows, routed, regime, params, seed),
-            chosen=SearchResult(params, search.table))
+    value, reused = model_store.store().get_or_train(fingerprint, ModelSet, timed)
+    progress_log(
+        context,
+        f"{value.name}: {'reused' if reused else 'trained'} {len(value.models)} seeds ({value.train_seconds} s)",
+    )
+    first = next(iter(value.models.values()))
+    return dg.Output(
+        value,
+        output_name=output_name,
+        metadata={
+            "seeds": len(value.models),
+            "params": dg.MetadataValue.json(dict(value.params)),
+            "search": dg.MetadataValue.md(value.search_table.to_markdown(index=False)),
+            "train_rows": len(first.train_rows),
+            "validation_rows": len(first.validation_rows),
+            "reused_from_cache": reused,
+            "train_seconds": value.train_seconds,
+            "fingerprint": fingerprint,
+        },
+    )
 
 
-@dg.multi_asset(
-    outs={f"baseline_models__{name}": dg.AssetOut(
-        key=["baseline_models", name], group_name="models", owners=OWNERS, is_required=False,
-        kinds={"lightgbm" if name == "lightgbm" else "pytorch"},
-        description=f"Baseline {name}: random search on the validation tail, then one model per seed.")
-        for name in SEARCHED_BASELINES},
-    ins={"feature_windows": dg.AssetIn()},
-    partitions_def=ticker_partitions,
-    can_subset=True,
-)
-def baseline_models(context: dg.AssetExecutionContext, protocol: ProtocolResource, feature_windows: pd.DataFrame):
-    cfg = protocol.load()
-    rows = _training_rows(feature_windows)
-    for name in SEARCHED_BASELINES:
-        key = dg.AssetKey(["baseline_models", name])
-        if key not in context.selected_asset_keys:
-            continue
-        yield _model_set_output(
-            context, key, feature_windows, rows, baseline_candidates(name, cfg.baselines), cfg.seeds,
-            cfg.baselines.search_seed, lambda params, seed, name=name: fit_baseline(name, feature_windows, params, seed))
+def build_llmoe_assets(partitions: Partitions, variant: str = "llm", routing_asset: str = "router_labels") -> list:
+    """The LLMoE grid and experts for one router variant, whose routing scores are `routing_asset`."""
+    search_key = dg.AssetKey(["llmoe_search", variant])
+
+    @dg.asset(
+        key=search_key,
+        partitions_def=partitions.tickers,
+        group_name="models",
+        kinds={"pytorch"},
+        owners=OWNERS,
+        ins={"feature_windows": dg.AssetIn(), "routing": dg.AssetIn(routing_asset)},
+    )
+    def llmoe_search(
+        context: dg.AssetExecutionContext,
+        protocol: ProtocolResource,
+        model_store: ModelStoreResource,
+        feature_windows: pd.DataFrame,
+        routing: pd.DataFrame,
+    ):
+        """The LLMoE grid on the validation tail: router threshold quantile × each regime's network."""
+        cfg = protocol.config
+        rows = training_rows(feature_windows)
+        keys = pd.MultiIndex.from_frame(feature_windows.loc[rows.index, ["ticker", "date"]])
+        rows = rows.assign(p_optimistic=routing.set_index(["ticker", "date"])["p_optimistic"].reindex(keys).to_numpy())
+        fingerprint = training_fingerprint(
+            rows,
+            asset=search_key.to_user_string(),
+            grid=expert_param_grid(cfg.experts),
+            quantiles=cfg.experts.threshold_quantile_grid,
+            search_seed=cfg.experts.search_seed,
+        )
+        search, reused = model_store.store().get_or_train(
+            fingerprint,
+            LLMoESearch,
+            lambda: search_router_threshold(feature_windows, routing, cfg.experts, cfg.experts.search_seed),
+        )
+        progress_log(
+            context,
+            f"router threshold quantile {search.threshold_quantile} (score > {search.threshold:.4f}) "
+            f"chosen on validation{' (reused)' if reused else ''}",
+        )
+        return dg.Output(
+            search,
+            metadata={
+                "threshold_quantile": search.threshold_quantile,
+                "threshold": search.threshold,
+                "params": dg.MetadataValue.json({k: dict(v) for k, v in search.params.items()}),
+                "search": dg.MetadataValue.md(search.table.to_markdown(index=False)),
+                "reused_from_cache": reused,
+                "fingerprint": fingerprint,
+            },
+        )
+
+    @dg.asset(
+        key=["expert_models", variant],
+        partitions_def=partitions.experts,
+        group_name="models",
+        kinds={"pytorch"},
+        owners=OWNERS,
+        ins={"feature_windows": dg.AssetIn(), "routing": dg.AssetIn(routing_asset), "search": dg.AssetIn(search_key)},
+    )
+    def expert_models(
+        context: dg.AssetExecutionContext,
+        protocol: ProtocolResource,
+        model_store: ModelStoreResource,
+        feature_windows: pd.DataFrame,
+        routing: pd.DataFrame,
+        search: LLMoESearch,
+    ):
+        """One feed-forward expert per seed, trained only on the training days routed to this partition's regime
+        (55→h1→h2→h3→1, ReLU, dropout, sigmoid), with the hyperparameters the LLMoE grid chose."""
+        cfg = protocol.config
+        _, regime = split_expert_partition_key(context.partition_key)
+        routed = apply_threshold(routing, search.threshold)
+        params = search.expert_params(regime)
+        rows = training_rows(feature_windows, routed)
+        fingerprint = training_fingerprint(
+            rows[rows["label"] == regime],
+            asset=f"expert_models/{variant}/{regime}",
+            candidates=[params],
+            seeds=cfg.seeds,
+            search_seed=cfg.experts.search_seed,
+        )
+
+        def train() -> ModelSet:
+            models = {seed: train_expert(feature_windows, routed, regime, params, seed) for seed in cfg.seeds}
+            return ModelSet(expert_name(regime), params, models, search.table)
+
+        return model_set_output(context, model_store, fingerprint, train)
+
+    return [llmoe_search, expert_models]
+
+
+def build_baseline_assets(partitions: Partitions) -> list:
+    @dg.multi_asset(
+        outs={
+            spec.name: dg.AssetOut(
+                key=["baseline_models", spec.name],
+                group_name="models",
+                owners=OWNERS,
+                is_required=False,
+                kinds={spec.flavor},
+                description=f"{spec.display_name}: {spec.description} Random search on the "
+                "validation tail, then one model per seed.",
+            )
+            for spec in registry.BASELINES
+        },
+        ins={"feature_windows": dg.AssetIn()},
+        partitions_def=partitions.tickers,
+        can_subset=True,
+    )
+    def baseline_models(
+        context: dg.AssetExecutionContext,
+        protocol: ProtocolResource,
+        model_store: ModelStoreResource,
+        feature_windows: pd.DataFrame,
+    ):
+        cfg = protocol.config
+        rows = training_rows(feature_windows)
+        for spec in registry.BASELINES:
+            key = dg.AssetKey(["baseline_models", spec.name])
+            if key not in context.selected_asset_keys:
+                continue
+            candidates = spec.candidates(cfg.baselines)
+            fingerprint = training_fingerprint(
+                rows,
+                asset=key.to_user_string(),
+                candidates=candidates,
+                seeds=cfg.seeds,
+                search_seed=cfg.baselines.search_seed,
+            )
+
+            def train(spec=spec) -> ModelSet:
+                search = spec.search(feature_windows, cfg.baselines)
+                # The search's winning fit is seed search_seed: reuse it rather than fitting it again.
+                models = {
+                    seed: search.best_model
+                    if seed == cfg.baselines.search_seed
+                    else spec.fit(feature_windows, search.best_params, seed)
+                    for seed in cfg.seeds
+                }
+                return ModelSet(spec.name, search.best_params, models, search.table)
+
+            yield model_set_output(context, model_store, fingerprint, train, output_name=spec.name)
+
+    return [baseline_models]

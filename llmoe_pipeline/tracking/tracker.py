@@ -9,200 +9,37 @@ MLflow is imported inside functions: its import takes seconds, and Dagster impor
 from __future__ import annotations
 
 import contextlib
-import fcntl
-import hashlib
-import json
 import os
-import re
-import subprocess
-import sys
 import tempfile
 import time
-import warnings
-from dataclasses import dataclass
-from importlib.metadata import version as package_version
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, Iterator, Literal, Mapping, Sequence
+from typing import Any
 
-import numpy as np
 import pandas as pd
 
+from llmoe_pipeline.hashing import sha256_json
 from llmoe_pipeline.io import write_text_atomic
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.tracking.models import ModelToLog, log_models
+from llmoe_pipeline.tracking.provenance import provenance_tags
+from llmoe_pipeline.tracking.redaction import redact
+from llmoe_pipeline.tracking.store import sqlite_lock_path, store_lock
+from llmoe_pipeline.tracking.tags import (
+    CODE_VERSION_TAG,
+    CONFIG_HASH_TAG,
+    DATA_HASH_TAG,
+    IDENTITY_TAG,
+    IDENTITY_TAGS,
+    MODEL_TAG,
+    N_SEEDS_TAG,
+    PARENT_RUN_ID_TAG,
+    ROLE_TAG,
+    SEED_TABLE_ARTIFACT,
+    SEED_TAG,
+    TICKER_TAG,
+)
 
-# Tags (namespaced so they never clash with MLflow's own `mlflow.*` tags).
-PARENT_RUN_ID_TAG = "mlflow.parentRunId"  # MLflow's own tag: the UI nests children under it
-GIT_COMMIT_TAG = "mlflow.source.git.commit"  # MLflow's own tag: the UI shows it as the run's commit
-IDENTITY_TAG = "llmoe.identity"
-ROLE_TAG = "llmoe.role"  # "parent" or "seed"
-TICKER_TAG = "llmoe.ticker"
-MODEL_TAG = "llmoe.model"
-CONFIG_HASH_TAG = "llmoe.config_hash"
-CODE_VERSION_TAG = "llmoe.code_version"
-DATA_HASH_TAG = "llmoe.data_hash"
-SEED_TAG = "llmoe.seed"
-# Copied from a parent onto its children, so children can be filtered on their own.
-_IDENTITY_TAGS = (TICKER_TAG, MODEL_TAG, CONFIG_HASH_TAG, CODE_VERSION_TAG, DATA_HASH_TAG)
-
-SEED_TABLE_ARTIFACT = "seed_table.csv"
 DEFAULT_UI_BASE_URL = "http://127.0.0.1:5000"
-
-# ---------------------------------------------------------------------------------------------------------
-# Secrets: never logged.
-
-REDACTED = "***redacted***"
-# A key is secret when one of these words is a whole word in it: HF_TOKEN, OPENAI_API_KEY, db_password,
-# but not max_new_tokens or tokenizer.
-_SECRET_KEY = re.compile(
-    r"(^|[^a-z])(token|secret|passwd|password|pwd|credentials?|api[_-]?key|access[_-]?key|private[_-]?key"
-    r"|auth|authorization|bearer)([^a-z]|$)",
-    re.IGNORECASE,
-)
-# Well-known token formats, masked wherever they appear in a value (Hugging Face, OpenAI, GitHub, AWS).
-_SECRET_VALUE = re.compile(
-    r"\b(hf_[A-Za-z0-9]{20,}|sk-[A-Za-z0-9_-]{20,}|gh[pousr]_[A-Za-z0-9]{20,}|AKIA[0-9A-Z]{16})\b"
-)
-_MIN_SECRET_LENGTH = 6  # shorter env values ("1", "true") would mask harmless text
-
-
-def is_secret_key(key: str) -> bool:
-    return bool(_SECRET_KEY.search(str(key)))
-
-
-def _environment_secrets() -> list[str]:
-    """Values of secret-looking environment variables, so that they are masked even under innocent keys."""
-    return sorted(
-        (v for k, v in os.environ.items() if is_secret_key(k) and len(v) >= _MIN_SECRET_LENGTH),
-        key=len,
-        reverse=True,  # longest first, so a secret containing another is masked whole
-    )
-
-
-def _scrub(text: str, env_secrets: list[str]) -> str:
-    for secret in env_secrets:
-        text = text.replace(secret, REDACTED)
-    return _SECRET_VALUE.sub(REDACTED, text)
-
-
-def redact(mapping: Mapping[str, Any] | None) -> dict[str, str]:
-    """String copy of `mapping` that is safe to log: secret-looking keys get their value masked, and
-    secret values (token formats, values of secret environment variables) are masked anywhere."""
-    env_secrets = _environment_secrets()
-    return {
-        str(k): REDACTED if is_secret_key(k) else _scrub(str(v), env_secrets) for k, v in (mapping or {}).items()
-    }
-
-
-def redact_argv(argv: list[str]) -> list[str]:
-    """argv with the values of secret-looking options masked (`--hf-token X`, `--api-key=X`)."""
-    env_secrets = _environment_secrets()
-    out: list[str] = []
-    mask_next = False
-    for arg in argv:
-        if mask_next:
-            out.append(REDACTED)
-            mask_next = False
-            continue
-        name, eq, _ = arg.partition("=")
-        if arg.startswith("-") and is_secret_key(name.lstrip("-")):
-            if eq:
-                out.append(f"{name}={REDACTED}")
-            else:
-                out.append(arg)
-                mask_next = True
-            continue
-        out.append(_scrub(arg, env_secrets))
-    return out
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Provenance.
-
-
-def file_sha256(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file's bytes (read in chunks: data files can be large)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _git(*args: str) -> str | None:
-    try:
-        done = subprocess.run(
-            ["git", *args], cwd=REPO_ROOT, capture_output=True, check=True, timeout=30
-        )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return done.stdout.decode("utf-8", "replace")
-
-
-def provenance_tags() -> dict[str, str]:
-    """Git commit of the repository, whether the tree is dirty, the code version, and the (redacted) argv.
-
-    The code version is the commit, plus a hash of the uncommitted changes when the tree is dirty: two runs
-    from the same dirty tree share a version, runs from different uncommitted edits do not.
-    """
-    sha = (_git("rev-parse", "HEAD") or "").strip() or "unknown"
-    status = _git("status", "--porcelain")
-    dirty = bool(status and status.strip())
-    code_version = sha
-    if dirty:
-        changes = (status or "") + (_git("diff", "HEAD", "--no-ext-diff", "--binary") or "")
-        code_version = f"{sha}-dirty-{hashlib.sha256(changes.encode()).hexdigest()[:12]}"
-    return {
-        GIT_COMMIT_TAG: sha,
-        "llmoe.git_dirty": str(dirty).lower(),
-        CODE_VERSION_TAG: code_version,
-        "llmoe.argv": " ".join(redact_argv(sys.argv))[:5000],
-    }
-
-
-# ---------------------------------------------------------------------------------------------------------
-# Tracker.
-
-
-def model_uri_tag(model_name: str) -> str:
-    """Tag of a seed run holding the `models:/` URI of its model called `model_name`."""
-    return f"llmoe.model_uri.{model_name}"
-
-
-@dataclass(frozen=True)
-class ModelToLog:
-    """A trained model for `log_seed_run`: the raw estimator, its MLflow flavor, and a few input rows
-    (float32, e.g. n×55; at least 2 rows, so that the exported PyTorch graph keeps a dynamic batch size)."""
-
-    estimator: Any  # torch.nn.Module, or a LightGBM sklearn model / Booster
-    flavor: Literal["pytorch", "lightgbm"]
-    input_example: np.ndarray
-    name: str = "model"
-
-
-def _model_output(model: ModelToLog) -> np.ndarray:
-    """The estimator's output on the input example (the signature's output schema is inferred from it)."""
-    if model.flavor == "pytorch":
-        import torch
-
-        model.estimator.eval()
-        with torch.no_grad():
-            return model.estimator(torch.from_numpy(model.input_example)).numpy()
-    if hasattr(model.estimator, "predict_proba"):
-        return model.estimator.predict_proba(model.input_example)
-    return np.asarray(model.estimator.predict(model.input_example))
-
-
-def _pip_requirements(model: ModelToLog) -> list[str]:
-    """Explicit requirements: MLflow's inference would re-load the model in a subprocess (seconds per call).
-    MLflow adds its own pin. torch's local label (+cpu) is dropped because PyPI cannot resolve it."""
-    if model.flavor == "pytorch":
-        return [f"torch=={package_version('torch').split('+')[0]}"]
-    import lightgbm
-
-    requirements = [f"lightgbm=={package_version('lightgbm')}"]
-    if not isinstance(model.estimator, lightgbm.Booster):  # sklearn models are saved with skops
-        requirements.append(f"skops=={package_version('skops')}")
-    return requirements
 
 
 class ExperimentTracker:
@@ -233,8 +70,8 @@ class ExperimentTracker:
         # A sqlite store is shared by the pipeline's processes: creating its tables (which the client does on
         # construction), the experiment and a parent are check-then-create sequences, serialized across
         # processes by a lock file beside the database.
-        self._lock_path = _sqlite_lock_path(tracking_uri)
-        with self._store_lock():
+        self._lock_path = sqlite_lock_path(tracking_uri)
+        with store_lock(self._lock_path):
             self.client = MlflowClient(tracking_uri=tracking_uri)
             self.experiment_id = self._ensure_experiment(artifact_location)
 
@@ -265,9 +102,9 @@ class ExperimentTracker:
             CODE_VERSION_TAG: provenance[CODE_VERSION_TAG],
             DATA_HASH_TAG: data_hash,
         }
-        identity_key = hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()[:24]
+        identity_key = sha256_json(identity)[:24]
         all_tags = {**redact(tags), **provenance, **identity, IDENTITY_TAG: identity_key, ROLE_TAG: "parent"}
-        with self._store_lock():
+        with store_lock(self._lock_path):
             existing = self.client.search_runs(
                 [self.experiment_id],
                 filter_string=f"tags.`{IDENTITY_TAG}` = '{identity_key}'",
@@ -309,7 +146,7 @@ class ExperimentTracker:
         previous = self.child_runs(parent_id, seed=seed)
         child_tags = {
             **redact(tags),
-            **{k: parent.data.tags[k] for k in _IDENTITY_TAGS if k in parent.data.tags},
+            **{k: parent.data.tags[k] for k in IDENTITY_TAGS if k in parent.data.tags},
             PARENT_RUN_ID_TAG: parent_id,
             ROLE_TAG: "seed",
             SEED_TAG: str(seed),
@@ -329,7 +166,7 @@ class ExperimentTracker:
             self._log_batch(run_id, params={"seed": seed, **(params or {})}, metrics=scalars + series)
             self._log_artifacts(run_id, artifacts)
             if models:
-                self._log_models(run_id, models)  # ends the run
+                log_models(self.client, self.tracking_uri, run_id, models)  # ends the run
             else:
                 self.client.set_terminated(run_id, "FINISHED")
         for old in previous:
@@ -364,7 +201,7 @@ class ExperimentTracker:
         self._log_batch(
             parent_id,
             metrics=[Metric(key, value, now, 0) for key, value in summary.items()],
-            tags={"llmoe.n_seeds": len(seed_table)},
+            tags={N_SEEDS_TAG: len(seed_table)},
         )
         with tempfile.TemporaryDirectory() as tmp:
             table_path = write_text_atomic(seed_table.to_csv(index=False), Path(tmp) / SEED_TABLE_ARTIFACT)
@@ -410,19 +247,6 @@ class ExperimentTracker:
             self.client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
 
-    @contextlib.contextmanager
-    def _store_lock(self) -> Iterator[None]:
-        if self._lock_path is None:  # a tracking server: no shared file to lock (parent look-up is unguarded)
-            yield
-            return
-        self._lock_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self._lock_path, "a") as fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(fh, fcntl.LOCK_UN)
-
     def _log_batch(self, run_id: str, params=None, tags=None, metrics=()) -> None:
         from mlflow.entities import Param, RunTag
 
@@ -439,53 +263,3 @@ class ExperimentTracker:
                 self.client.log_artifacts(run_id, str(path), artifact_path=folder or None)
             else:
                 self.client.log_artifact(run_id, str(path), artifact_path=folder or None)
-
-    def _log_models(self, run_id: str, models: Sequence[ModelToLog]) -> None:
-        """Log `models` into run `run_id` with their flavors and tag their URIs. Ends the run (FINISHED, or
-        FAILED if logging raises): `log_model` only logs into the fluent active run."""
-        import mlflow
-        from mlflow.models import infer_signature
-
-        names = [m.name for m in models]
-        if len(set(names)) != len(names):
-            raise ValueError(f"models logged in one run need distinct names, got {names}")
-        with fluent_tracking_uri(self.tracking_uri), mlflow.start_run(run_id=run_id), warnings.catch_warnings():
-            # Saving an LSTM makes torch warn once per model that its flat weights are plain attributes; the
-            # saved model loads and predicts identically (test_tracking), so the warning is only noise.
-            warnings.filterwarnings("ignore", message=r".*were assigned during export", category=UserWarning)
-            for model in models:
-                flavor = mlflow.pytorch if model.flavor == "pytorch" else mlflow.lightgbm
-                info = flavor.log_model(
-                    model.estimator,
-                    name=model.name,
-                    signature=infer_signature(model.input_example, _model_output(model)),
-                    input_example=model.input_example,
-                    pip_requirements=_pip_requirements(model),
-                )
-                self.client.set_tag(run_id, model_uri_tag(model.name), info.model_uri)
-
-
-@contextlib.contextmanager
-def fluent_tracking_uri(uri: str) -> Iterator[None]:
-    """Point MLflow's process-global (fluent) tracking URI at `uri` for the block, then restore the previous
-    setting exactly (unset stays unset, and so does $MLFLOW_TRACKING_URI, which MLflow rewrites). Needed by
-    `log_model`, and by `mlflow.<flavor>.load_model` of a `models:/` URI. MLflow's own helper: no public one."""
-    from mlflow.tracking._tracking_service.utils import _use_tracking_uri
-
-    env_before = os.environ.get("MLFLOW_TRACKING_URI")
-    try:
-        with _use_tracking_uri(uri):
-            yield
-    finally:
-        if env_before is None:
-            os.environ.pop("MLFLOW_TRACKING_URI", None)
-        else:
-            os.environ["MLFLOW_TRACKING_URI"] = env_before
-
-
-def _sqlite_lock_path(tracking_uri: str) -> Path | None:
-    """`<db>.lock` beside a `sqlite:///<db>` store; None for any other store."""
-    if not tracking_uri.startswith("sqlite:///"):
-        return None
-    db = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
-    return Path(db + ".lock") if db and db != ":memory:" else None

@@ -11,11 +11,19 @@ import sys
 import textwrap
 
 import pytest
+from pydantic import ValidationError
 
-from llmoe_pipeline.router.backends import BackendSpec, make_backend
-from llmoe_pipeline.router.model import (ALIASES, MANIFEST, ModelNotFoundError, alias_gguf_path, model_id_of,
-                                         resolve_model, sha256_file, verify_manifest)
-from llmoe_pipeline_tests.router_support import router_model  # noqa: F401
+from llmoe_pipeline.router.backends import BackendSpec, RouterBackendConfig, make_backend
+from llmoe_pipeline.router.model import (
+    ALIASES,
+    MANIFEST,
+    ModelNotFoundError,
+    alias_gguf_path,
+    model_id_of,
+    resolve_model,
+    sha256_file,
+    verify_manifest,
+)
 
 
 def test_alias_is_converted_once_with_a_verified_manifest(router_model, session_home):
@@ -84,12 +92,23 @@ def test_hugging_face_id_resolves_from_the_local_cache_only(router_model, tmp_pa
 
 
 def test_backend_factory_settings():
-    with pytest.raises(ValueError, match="unknown router backend 'llamacpp'"):
-        make_backend("llamacpp")
-    with pytest.raises(TypeError, match="unknown router backend setting.*'bach_size'"):
-        make_backend("transformers", bach_size=8)
-    with pytest.raises(TypeError, match="base_url"):  # the openai backend needs a server
-        make_backend("openai", "smollm2", base_url=None)
-    spec = BackendSpec("vllm", "smollm2-135m-instruct", base_url=None, api_key_env="X", seed=0,
-                       explanation_max_tokens=40)  # the Dagster resource's fields: all accepted
+    with pytest.raises(ValidationError, match=r"backend\n.*'vllm', 'transformers' or 'openai'.*'llamacpp'"):
+        RouterBackendConfig(backend="llamacpp")
+    with pytest.raises(ValidationError, match=r"bach_size\n.*Extra inputs are not permitted"):
+        RouterBackendConfig(backend="transformers", bach_size=8)
+    with pytest.raises(ValidationError, match="base_url"):  # the openai backend needs a server
+        RouterBackendConfig(backend="openai", model="smollm2", base_url=None)
+    with pytest.raises(TypeError, match="expected a RouterBackendConfig"):  # the old flat call is a clear error
+        make_backend("transformers")
+    spec = BackendSpec(
+        RouterBackendConfig(
+            backend="vllm",
+            model="smollm2-135m-instruct",
+            batch_size=256,
+            base_url=None,
+            api_key_env="X",
+            seed=0,
+            explanation_max_tokens=40,
+        )
+    )  # the resource's fields
     assert spec.model_id.startswith("smollm2-135m-instruct@gguf-")  # known without loading anything

@@ -10,17 +10,19 @@ import torch
 
 from llmoe_pipeline import FEATURE_NAMES, window_columns
 from llmoe_pipeline.config import BaselineConfig
-from llmoe_pipeline.models import (
-    SEARCH_SPACES,
-    baseline_candidates,
-    fit_baseline,
-    fit_lstm,
-    input_columns,
-    search_baseline,
-    validation_score,
-)
+from llmoe_pipeline.models import BASELINES, baseline, input_columns, validation_score
+from llmoe_pipeline.models.baselines import fit_lstm
 from llmoe_pipeline.models.search import best_trial
 from llmoe_pipeline_tests.model_fixtures import small_features
+
+
+def baseline_candidates(name, cfg):
+    return baseline(name).candidates(cfg)
+
+
+def fit_baseline(name, features, params, seed):
+    return baseline(name).fit(features, params, seed)
+
 
 TINY = BaselineConfig(n_trials=4, search_seed=0, max_epochs=3, patience=2, batch_size=64)
 
@@ -67,13 +69,6 @@ def test_lightgbm_keeps_only_the_early_stopped_rounds(features):
     assert model.estimator.num_trees() == model.best_epoch  # binary objective: one tree per round
 
 
-def test_buy_and_hold_always_predicts_up(features):
-    model = fit_baseline("buy_and_hold", features, {}, seed=None)
-    np.testing.assert_array_equal(model.predict_proba(_x(features, "test")), np.ones((features["split"] == "test").sum()))
-    assert model.estimator is None and model.flavor is None
-    assert search_baseline("buy_and_hold", features, TINY).best_params == {}
-
-
 def test_lstm_reads_the_window_as_days_oldest_first(features):
     model = fit_baseline("lstm", features, baseline_candidates("lstm", TINY)[0], seed=0)
     cols = window_columns()
@@ -101,8 +96,14 @@ def _synthetic(signal_column: str, n: int = 1200, seed: int = 0) -> pd.DataFrame
 
 def test_lstm_learns_a_signal_carried_by_the_newest_day_only():
     frame = _synthetic("n_adj_close_lag0")
-    params = {"hidden_size": 16, "dropout": 0.0, "learning_rate": 1e-2, "max_epochs": 30, "patience": 5,
-              "batch_size": 64}
+    params = {
+        "hidden_size": 16,
+        "dropout": 0.0,
+        "learning_rate": 1e-2,
+        "max_epochs": 30,
+        "patience": 5,
+        "batch_size": 64,
+    }
     model = fit_lstm(frame, params, seed=0)
     test = frame[frame["split"] == "test"]
     p = model.predict_proba(test[window_columns()].to_numpy())
@@ -131,8 +132,9 @@ def test_validation_score_by_hand():
 
 
 def test_best_trial_breaks_accuracy_ties_by_log_loss_then_trial():
-    table = pd.DataFrame({"trial": [0, 1, 2, 3], "val_accuracy": [0.55, 0.60, 0.60, 0.60],
-                          "val_log_loss": [0.60, 0.69, 0.68, 0.68]})
+    table = pd.DataFrame(
+        {"trial": [0, 1, 2, 3], "val_accuracy": [0.55, 0.60, 0.60, 0.60], "val_log_loss": [0.60, 0.69, 0.68, 0.68]}
+    )
     assert best_trial(table) == 2
 
 
@@ -142,13 +144,13 @@ def test_random_search_draws_distinct_candidates_reproducibly():
     assert draws == baseline_candidates("mlp", TINY)
     assert draws != baseline_candidates("mlp", TINY.model_copy(update={"search_seed": 1}))
     for d in draws:
-        assert all(d[k] in SEARCH_SPACES["mlp"][k] for k in SEARCH_SPACES["mlp"])
+        assert all(d[k] in baseline("mlp").search_space[k] for k in baseline("mlp").search_space)
         assert (d["max_epochs"], d["patience"], d["batch_size"]) == (3, 2, 64)
 
 
 @pytest.mark.parametrize("name", ["lightgbm", "mlp"])
 def test_random_search_returns_the_trial_with_the_best_validation_score(features, name):
-    result = search_baseline(name, features, TINY)
+    result = baseline(name).search(features, TINY)
     table = result.table
     assert list(table["trial"]) == [0, 1, 2, 3]
     assert [json.loads(p) for p in table["params"]] == baseline_candidates(name, TINY)
@@ -165,4 +167,15 @@ def test_random_search_returns_the_trial_with_the_best_validation_score(features
 
 def test_unknown_baseline_is_refused(features):
     with pytest.raises(ValueError, match="unknown baseline"):
-        fit_baseline("transformer", features, {}, seed=0)
+        baseline("transformer")
+
+
+def test_registry_names_display_names_and_flavours_are_what_the_report_and_mlflow_use():
+    assert [s.name for s in BASELINES] == ["moe", "lstm", "mlp", "lightgbm"]
+    assert [s.display_name for s in BASELINES] == ["MoE", "LSTM", "MLP", "LightGBM"]
+    assert {s.name: s.flavor for s in BASELINES} == {
+        "moe": "pytorch",
+        "lstm": "pytorch",
+        "mlp": "pytorch",
+        "lightgbm": "lightgbm",
+    }

@@ -16,17 +16,17 @@ import pytest
 
 from llmoe_pipeline.data import daily_news
 from llmoe_pipeline.features import build_features
-from llmoe_pipeline.router.backends import RouterBackend, make_backend
+from llmoe_pipeline.router.backends import RouterBackend, RouterBackendConfig, make_backend
 from llmoe_pipeline.router.cache import CacheEntry, LabelCache, cache_key
 from llmoe_pipeline.router.labels import label_windows
 from llmoe_pipeline.router.model import model_id_of
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, build_prompts
-from llmoe_pipeline_tests.router_support import SHORT, real_prompts, reference_data, router_model  # noqa: F401
+from llmoe_pipeline_tests.router_support import SHORT, real_prompts, reference_data
 
 # bfloat16 is ~3x faster than float32 in transformers on CPU; one prompt per forward pass (no padding) keeps
 # every p independent of how prompts are grouped into batches, so runs can be compared exactly; 12-token
 # explanations keep generation cheap.
-FAST = {"dtype": "bfloat16", "batch_size": 1, "explanation_max_tokens": 12}
+FAST_SETTINGS = {"backend": "transformers", "dtype": "bfloat16", "forward_batch_size": 1, "explanation_max_tokens": 12}
 
 
 class CountingFactory:
@@ -56,7 +56,7 @@ def must_not_load():
 
 @pytest.fixture(scope="module")
 def backend(router_model):
-    with make_backend("transformers", str(router_model.path), **FAST) as b:
+    with make_backend(RouterBackendConfig(**FAST_SETTINGS, model=str(router_model.path))) as b:
         yield b
 
 
@@ -92,8 +92,17 @@ def test_second_run_labels_nothing_and_does_not_load_the_model(tmp_path, backend
         assert time.perf_counter() - started < 2.0
         assert second["from_cache"].all()
         pd.testing.assert_frame_equal(second.drop(columns="from_cache"), first.drop(columns="from_cache"))
-    assert list(first.columns) == ["ticker", "date", "split", "p_optimistic", "explanation", "model_id",
-                                   "prompt_version", "prompt_sha256", "from_cache"]
+    assert list(first.columns) == [
+        "ticker",
+        "date",
+        "split",
+        "p_optimistic",
+        "explanation",
+        "model_id",
+        "prompt_version",
+        "prompt_sha256",
+        "from_cache",
+    ]
 
 
 def test_one_appended_day_labels_one_window(tmp_path, backend):
@@ -141,7 +150,7 @@ def test_explanations_are_requested_only_where_missing(tmp_path, backend, window
 def _kill_script(prompts_path, marker, cache_path) -> str:
     return textwrap.dedent(f"""
         import pandas as pd
-        from llmoe_pipeline.router.backends import BackendSpec
+        from llmoe_pipeline.router.backends import BackendSpec, RouterBackendConfig
         from llmoe_pipeline.router.cache import LabelCache
         from llmoe_pipeline.router.labels import label_windows
 
@@ -150,7 +159,7 @@ def _kill_script(prompts_path, marker, cache_path) -> str:
                 fh.write(f"{{done}}\\n")
 
         with LabelCache({str(cache_path)!r}) as cache:
-            label_windows(pd.read_parquet({str(prompts_path)!r}), BackendSpec("transformers", **{FAST!r}),
+            label_windows(pd.read_parquet({str(prompts_path)!r}), BackendSpec(RouterBackendConfig(**{FAST_SETTINGS!r})),
                           cache, batch_size=2, progress=progress)
     """)
 
@@ -158,8 +167,11 @@ def _kill_script(prompts_path, marker, cache_path) -> str:
 def test_killed_run_resumes_and_relabels_at_most_the_batch_in_flight(tmp_path, backend, windows, reference_p):
     prompts_path, marker, cache_path = tmp_path / "prompts.parquet", tmp_path / "done.txt", tmp_path / "cache.sqlite"
     windows.to_parquet(prompts_path)
-    proc = subprocess.Popen([sys.executable, "-c", _kill_script(prompts_path, marker, cache_path)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", _kill_script(prompts_path, marker, cache_path)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
     deadline = time.time() + 120
     while not (marker.exists() and marker.read_text().strip()):
         if proc.poll() is not None:

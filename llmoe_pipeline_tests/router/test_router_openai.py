@@ -18,14 +18,18 @@ import numpy as np
 import pytest
 import requests
 
-from llmoe_pipeline.router.backends import make_backend, vllm_env, vllm_serve_command
+from llmoe_pipeline.router.backends import RouterBackendConfig, make_backend, vllm_env, vllm_serve_command
 from llmoe_pipeline.router.model import model_id_of
-from llmoe_pipeline_tests.router_support import reference_scores, reference_windows, router_model  # noqa: F401
+from llmoe_pipeline_tests.router_support import reference_scores, reference_windows
 
 KEY_ENV = "LLMOE_TEST_ROUTER_API_KEY"
 KEY = "test-key-5e1f0c"  # a throwaway key for this local server only
 SERVED_NAME = "smollm2"
 START_TIMEOUT_S = 300
+
+
+def openai_config(base_url: str, model: str = SERVED_NAME) -> RouterBackendConfig:
+    return RouterBackendConfig(backend="openai", model=model, base_url=base_url, api_key_env=KEY_ENV)
 
 
 def free_port() -> int:
@@ -43,13 +47,22 @@ def reference(router_model):
 @pytest.fixture(scope="module")
 def server(reference, router_model, session_home, tmp_path_factory):
     port = free_port()
-    env = {**vllm_env(session_home, in_process=False), **os.environ, "VLLM_API_KEY": KEY,
-           "VLLM_ENABLE_V1_MULTIPROCESSING": "1"}
+    env = {
+        **vllm_env(session_home, in_process=False),
+        **os.environ,
+        "VLLM_API_KEY": KEY,
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "1",
+    }
     log_path = tmp_path_factory.mktemp("vllm_serve") / "server.log"
     started = time.perf_counter()
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(vllm_serve_command(router_model.path, port, served_model_name=SERVED_NAME),
-                                env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        proc = subprocess.Popen(
+            vllm_serve_command(RouterBackendConfig(), router_model.path, port, served_model_name=SERVED_NAME),
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
     try:
         while True:
             try:
@@ -85,7 +98,7 @@ def test_openai_backend_matches_the_transformers_reference(server, api_key, refe
     caplog.set_level(logging.DEBUG)
     windows = reference_windows().head(8)
     ref_p, ref_label_ids = reference
-    with make_backend("openai", SERVED_NAME, base_url=server["base_url"], api_key_env=KEY_ENV) as backend:
+    with make_backend(openai_config(server["base_url"])) as backend:
         # The server runs the converted folder: same model id as the offline backends, so they share the cache.
         assert backend.model_id == model_id_of("smollm2-135m-instruct")
         assert backend.label_ids == ref_label_ids  # from the server's /tokenize, under the chat template
@@ -99,13 +112,13 @@ def test_openai_backend_matches_the_transformers_reference(server, api_key, refe
 def test_missing_or_wrong_key_is_refused_without_echoing_it(server, monkeypatch):
     monkeypatch.delenv(KEY_ENV, raising=False)
     with pytest.raises(RuntimeError, match="HTTP 401"):
-        make_backend("openai", SERVED_NAME, base_url=server["base_url"], api_key_env=KEY_ENV)
+        make_backend(openai_config(server["base_url"]))
     monkeypatch.setenv(KEY_ENV, "wrong-" + KEY)
     with pytest.raises(RuntimeError, match="HTTP 401") as err:
-        make_backend("openai", SERVED_NAME, base_url=server["base_url"], api_key_env=KEY_ENV)
+        make_backend(openai_config(server["base_url"]))
     assert KEY not in str(err.value)
 
 
 def test_unknown_served_model_is_a_clear_error(server, api_key):
     with pytest.raises(RuntimeError, match="does not serve 'llama-70b'"):
-        make_backend("openai", "llama-70b", base_url=server["base_url"], api_key_env=KEY_ENV)
+        make_backend(openai_config(server["base_url"], model="llama-70b"))

@@ -10,19 +10,31 @@ import torch
 
 from llmoe_pipeline.config import ExpertConfig
 from llmoe_pipeline.models import (
-    REGIMES,
     expert_param_grid,
     grid_search_experts,
     input_columns,
     llmoe_predict,
     train_expert,
 )
+from llmoe_pipeline.regimes import REGIMES
 from llmoe_pipeline_tests.model_fixtures import rule_labels, small_features
 
-TINY = ExpertConfig(hidden_sizes_grid=[(8, 8, 4), (16, 8, 4)], dropout_grid=[0.1, 0.3],
-                    learning_rate_grid=[1e-3, 3e-3], max_epochs=4, patience=2, batch_size=64)
-PARAMS = {"hidden_sizes": [16, 8, 4], "dropout": 0.1, "learning_rate": 3e-3, "max_epochs": 4, "patience": 2,
-          "batch_size": 64}
+TINY = ExpertConfig(
+    hidden_sizes_grid=[(8, 8, 4), (16, 8, 4)],
+    dropout_grid=[0.1, 0.3],
+    learning_rate_grid=[1e-3, 3e-3],
+    max_epochs=4,
+    patience=2,
+    batch_size=64,
+)
+PARAMS = {
+    "hidden_sizes": [16, 8, 4],
+    "dropout": 0.1,
+    "learning_rate": 3e-3,
+    "max_epochs": 4,
+    "patience": 2,
+    "batch_size": 64,
+}
 
 
 @pytest.fixture(scope="module")
@@ -105,8 +117,9 @@ def test_grid_search_scores_each_regime_on_its_validation_rows_and_picks_the_bes
     for regime, up_today in (("Optimistic", True), ("Pessimistic", False)):
         rows = table[table["regime"] == regime]
         assert rows["n_validation"].eq(len(_rows(features, "validation", up_today))).all()
-        assert sorted(rows["params"]) == sorted(pd.Series(expert_param_grid(TINY)).map(
-            lambda p: json.dumps(p, sort_keys=True)))
+        assert sorted(rows["params"]) == sorted(
+            pd.Series(expert_param_grid(TINY)).map(lambda p: json.dumps(p, sort_keys=True))
+        )
         # Independent ranking: highest accuracy, then lowest log loss.
         winner = rows.iloc[np.lexsort((rows["val_log_loss"].to_numpy(), -rows["val_accuracy"].to_numpy()))[0]]
         assert result.best_params[regime] == json.loads(winner["params"])
@@ -117,7 +130,9 @@ def test_grid_search_scores_each_regime_on_its_validation_rows_and_picks_the_bes
         assert np.mean((p > 0.5) == (val["target"] == 1)) == pytest.approx(winner["val_accuracy"])
         # The search hands back the winning model itself, identical to the refit: no need to train it again.
         assert result.best_model[regime].params == result.best_params[regime]
-        np.testing.assert_array_equal(result.best_model[regime].predict_proba(val[input_columns(features)].to_numpy()), p)
+        np.testing.assert_array_equal(
+            result.best_model[regime].predict_proba(val[input_columns(features)].to_numpy()), p
+        )
 
 
 def test_llmoe_predict_routes_each_row_to_its_labels_expert(features, labels, optimistic_expert):
@@ -162,7 +177,7 @@ def _scored_labels(features: pd.DataFrame, test_shift: float = 0.0) -> pd.DataFr
 
 def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_training_windows(features):
     from llmoe_pipeline.models import search_router_threshold, validation_score
-    from llmoe_pipeline.router.labels import apply_threshold
+    from llmoe_pipeline.regimes import apply_threshold
 
     cfg = TINY.model_copy(update={"threshold_quantile_grid": [0.02, 0.4, 0.6]})
     scored = _scored_labels(features)
@@ -175,12 +190,18 @@ def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_tr
     assert table["skipped"].tolist() == [True, False, False] and table.loc[0, "n_train_pessimistic"] < 50
     # The winner: highest LLMoE validation accuracy, then lowest log loss (ranked independently here).
     scoredrows = table[~table["skipped"]]
-    winner = scoredrows.iloc[np.lexsort((scoredrows["val_log_loss"].to_numpy(), -scoredrows["val_accuracy"].to_numpy()))[0]]
-    best = result.best_params
-    assert best["threshold_quantile"] == winner["threshold_quantile"] and best["threshold"] == winner["threshold"]
+    winner = scoredrows.iloc[
+        np.lexsort((scoredrows["val_log_loss"].to_numpy(), -scoredrows["val_accuracy"].to_numpy()))[0]
+    ]
+    assert result.threshold_quantile == winner["threshold_quantile"] and result.threshold == winner["threshold"]
+    assert result.expert_params("Optimistic") == {
+        **result.params["Optimistic"],
+        "threshold": result.threshold,
+        "threshold_quantile": result.threshold_quantile,
+    }
     # Re-score the winner by hand: relabel, train both experts with the chosen params, route the validation rows.
-    relabelled = apply_threshold(scored, best["threshold"])
-    experts = {r: train_expert(features, relabelled, r, best[r], seed=0) for r in REGIMES}
+    relabelled = apply_threshold(scored, result.threshold)
+    experts = {r: train_expert(features, relabelled, r, result.params[r], seed=0) for r in REGIMES}
     validation = features[features["split"] == "validation"]
     by_hand = validation_score(validation["target"].to_numpy(), llmoe_predict(experts, validation, relabelled))
     assert by_hand["val_accuracy"] == pytest.approx(winner["val_accuracy"])
@@ -190,18 +211,34 @@ def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_tr
 
 
 def test_regime_counts_and_the_windows_an_expert_needs():
-    from llmoe_pipeline.models.experts import MIN_ROWS_PER_REGIME, regime_counts, too_few_windows
+    from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, regime_counts, too_few_windows
 
-    labels = pd.DataFrame({"split": ["train"] * 60 + ["validation"] * 15 + ["test"] * 3,
-                           "label": ["Optimistic"] * 55 + ["Pessimistic"] * 5 + ["Optimistic"] * 6
-                           + ["Pessimistic"] * 9 + ["Pessimistic"] * 3})
+    labels = pd.DataFrame(
+        {
+            "split": ["train"] * 60 + ["validation"] * 15 + ["test"] * 3,
+            "label": ["Optimistic"] * 55
+            + ["Pessimistic"] * 5
+            + ["Optimistic"] * 6
+            + ["Pessimistic"] * 9
+            + ["Pessimistic"] * 3,
+        }
+    )
     counts = regime_counts(labels)
-    assert counts == {"train": {"Optimistic": 55, "Pessimistic": 5}, "validation": {"Optimistic": 6, "Pessimistic": 9},
-                      "test": {"Optimistic": 0, "Pessimistic": 3}}
+    assert counts == {
+        "train": {"Optimistic": 55, "Pessimistic": 5},
+        "validation": {"Optimistic": 6, "Pessimistic": 9},
+        "test": {"Optimistic": 0, "Pessimistic": 3},
+    }
     assert MIN_ROWS_PER_REGIME == {"train": 50, "validation": 10}
     # Test windows never count; a regime absent from a split counts as 0.
     assert too_few_windows(counts) == {"train/Pessimistic": 5, "validation/Optimistic": 6, "validation/Pessimistic": 9}
-    assert too_few_windows({"train": {"Optimistic": 50, "Pessimistic": 50}}) == {"validation/Optimistic": 0,
-                                                                                "validation/Pessimistic": 0}
-    assert too_few_windows({"train": {"Optimistic": 50, "Pessimistic": 50},
-                            "validation": {"Optimistic": 10, "Pessimistic": 10}}) == {}
+    assert too_few_windows({"train": {"Optimistic": 50, "Pessimistic": 50}}) == {
+        "validation/Optimistic": 0,
+        "validation/Pessimistic": 0,
+    }
+    assert (
+        too_few_windows(
+            {"train": {"Optimistic": 50, "Pessimistic": 50}, "validation": {"Optimistic": 10, "Pessimistic": 10}}
+        )
+        == {}
+    )

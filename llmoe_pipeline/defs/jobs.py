@@ -1,0 +1,36 @@
+"""The refresh of a ticker as three asset jobs, because a Dagster run covers one partitions definition:
+
+1. `llmoe_job` (per ticker): data → features → router labels → LLMoE grid; the baselines;
+2. `experts_job` (per ticker × regime): the LLMoE experts of one regime;
+3. `evaluation_job` (per ticker): predictions → backtests → MLflow runs.
+
+`refresh_chain_sensor` (schedules.py) starts 2 when 1 succeeds and 3 when both regimes of 2 have; the CLI
+runs the same jobs in-process (`llmoe_pipeline.runner`). In the UI, "Materialize all" launches a backfill.
+"""
+
+from __future__ import annotations
+
+import dagster as dg
+
+EXPERTS = dg.AssetSelection.key_prefixes(["expert_models"])
+DOWNSTREAM = EXPERTS.downstream() - EXPERTS
+
+
+def build_jobs() -> list:
+    """The three jobs (each job's partitioning follows from its assets)."""
+    return [
+        dg.define_asset_job(
+            "llmoe_job",
+            selection=dg.AssetSelection.all() - EXPERTS - DOWNSTREAM,
+            description="Step 1 of a ticker's refresh: data, features, router labels, the LLMoE "
+            "grid and the baselines (the experts and the evaluation follow).",
+        ),
+        dg.define_asset_job(
+            "experts_job", selection=EXPERTS, description="Step 2: the LLMoE experts of one ticker and regime."
+        ),
+        dg.define_asset_job(
+            "evaluation_job",
+            selection=DOWNSTREAM,
+            description="Step 3: predictions, backtests, plots and MLflow runs of one ticker.",
+        ),
+    ]

@@ -1,0 +1,155 @@
+"""The asset graph end to end with a deterministic fake router (fast; the real router runs in router/ and e2e/):
+every asset of a ticker through the three jobs, regime partitions, reuse on a second refresh, the chain sensor."""
+
+from __future__ import annotations
+
+import dagster as dg
+import numpy as np
+import pytest
+
+from llmoe_pipeline.defs.io_manager import load_asset_value
+from llmoe_pipeline.defs.schedules import CHAIN_TAG, next_step_requests
+from llmoe_pipeline.models import ModelSet
+from llmoe_pipeline.runner import materializations, refresh_ticker
+from llmoe_pipeline_tests import fakes
+from llmoe_pipeline_tests.defs.graph_support import fake_definitions, slice_settings
+
+MODELS = [
+    "baseline_models/moe",
+    "baseline_models/lstm",
+    "baseline_models/mlp",
+    "baseline_models/lightgbm",
+    "llmoe_search/llm",
+    "expert_models/llm[optimistic]",
+    "expert_models/llm[pessimistic]",
+]
+
+
+@pytest.fixture(scope="module")
+def graph(tmp_path_factory, data_dir):
+    settings = slice_settings(tmp_path_factory.mktemp("graph"), data_dir)
+    return settings, fake_definitions(settings), dg.DagsterInstance.ephemeral()
+
+
+@pytest.fixture(scope="module")
+def first_refresh(graph):
+    settings, defs, instance = graph
+    fakes.SCORED.clear()
+    return materializations(refresh_ticker(defs, "AAPL", instance))
+
+
+def test_one_refresh_materializes_every_asset_of_the_ticker(graph, first_refresh):
+    settings, defs, instance = graph
+    every = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    expected = (every - {"expert_models/llm"}) | {"expert_models/llm[optimistic]", "expert_models/llm[pessimistic]"}
+    assert set(first_refresh) == expected
+    labels = first_refresh["router_labels"]
+    assert labels["labelled_now"] == labels["rows"] == len(fakes.SCORED) > 150
+    assert all(first_refresh[k]["reused_from_cache"] is False for k in MODELS)
+
+
+def test_experts_are_partitioned_by_ticker_and_regime(graph, first_refresh):
+    settings, defs, instance = graph
+    keys = instance.get_materialized_partitions(dg.AssetKey(["expert_models", "llm"]))
+    assert keys == {"optimistic|AAPL", "pessimistic|AAPL"}
+    base = settings.home / "assets"
+    optimistic = load_asset_value(base, ["expert_models", "llm"], "optimistic|AAPL")
+    search = load_asset_value(base, ["llmoe_search", "llm"], "AAPL")
+    assert isinstance(optimistic, ModelSet) and optimistic.seeds == settings.protocol.seeds
+    assert optimistic.name == "llmoe_expert_optimistic"
+    assert optimistic.params == search.expert_params("Optimistic")
+    labels = load_asset_value(base, ["router_labels"], "AAPL")
+    routed = labels.assign(label=np.where(labels["p_optimistic"] > search.threshold, "Optimistic", "Pessimistic"))
+    train_dates = set(routed.loc[(routed["split"] == "train") & (routed["label"] == "Optimistic"), "date"])
+    features = load_asset_value(base, ["feature_windows"], "AAPL")
+    used = features.loc[optimistic.models[0].train_rows, "date"]
+    assert set(used) == train_dates  # the expert saw exactly the training days routed to its regime
+
+
+def test_predictions_and_results_cover_every_model_and_seed(graph, first_refresh):
+    settings, defs, instance = graph
+    results = defs.load_asset_value("backtest_results", partition_key="AAPL", instance=instance)
+    seeds = results.groupby("model")["seed"].nunique().to_dict()
+    assert seeds == {"LLMoE": 2, "MoE": 2, "LSTM": 2, "MLP": 2, "LightGBM": 2, "Buy&Hold": 1}
+    urls = defs.load_asset_value("mlflow_runs", partition_key="AAPL", instance=instance)
+    assert set(urls) == set(seeds) and all(u.startswith("http://127.0.0.1:5000/#/experiments/") for u in urls.values())
+    preds = defs.load_asset_value("predictions", partition_key="AAPL", instance=instance)
+    assert set(preds.loc[preds["model"] == "LLMoE", "regime"]) == {"Optimistic", "Pessimistic"}
+
+
+def test_second_refresh_labels_nothing_and_reuses_every_model(graph, first_refresh):
+    settings, defs, instance = graph
+    fakes.SCORED.clear()
+    again = materializations(refresh_ticker(defs, "AAPL", instance))
+    assert fakes.SCORED == [] and again["router_labels"]["labelled_now"] == 0
+    for key in MODELS:
+        assert again[key]["reused_from_cache"] is True, key
+        assert again[key]["fingerprint"] == first_refresh[key]["fingerprint"], key
+    results = defs.load_asset_value("backtest_results", partition_key="AAPL", instance=instance)
+    assert len(results) == first_refresh["backtest_results"]["rows"]
+
+
+def test_chain_sensor_continues_a_refresh_step_by_step(graph, first_refresh):
+    settings, defs, instance = graph
+    runs = {r.job_name: r for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": "AAPL"}))}
+    first = runs["llmoe_job"]
+    experts = next_step_requests(first, instance)
+    assert [(r.job_name, r.partition_key) for r in experts] == [
+        ("experts_job", "optimistic|AAPL"),
+        ("experts_job", "pessimistic|AAPL"),
+    ]
+    assert {r.tags[CHAIN_TAG] for r in experts} == {first.run_id}
+    # The evaluation waits until every regime of the chain has succeeded.
+    chain = {CHAIN_TAG: "chain-1"}
+    done = [
+        defs.resolve_job_def("experts_job")
+        .execute_in_process(partition_key=r.partition_key, instance=instance, tags=chain)
+        .dagster_run
+        for r in experts
+    ]
+    assert next_step_requests(done[0], instance)[0].job_name == "evaluation_job"  # both have finished by now
+    assert next_step_requests(done[1], instance)[0].run_key == "chain-1-evaluation"  # one request per chain
+    lone = instance.get_runs(filters=dg.RunsFilter(job_name="experts_job", tags=chain), limit=1)[0]
+    instance.delete_run(done[0].run_id if lone.run_id == done[1].run_id else done[1].run_id)
+    assert next_step_requests(lone, instance) == []
+    assert next_step_requests(runs["evaluation_job"], instance) == []
+
+
+def test_adding_a_baseline_is_one_registry_entry_and_its_fit_function(tmp_path, data_dir, monkeypatch):
+    """The README's "Extending it" example, verbatim: a logistic regression becomes an asset, a row of every
+    table (after the other baselines, before buy-and-hold) and an MLflow parent, with nothing else touched."""
+    from llmoe_pipeline.models import registry
+    from llmoe_pipeline.models.common import fit_network_model, split_mask
+    from llmoe_pipeline.models.nets import FeedForwardNet
+    from llmoe_pipeline.report import summarize
+
+    def fit_logreg(features, params, seed):
+        return fit_network_model(
+            "logreg",
+            lambda n: FeedForwardNet(n, [], 0.0),
+            features,
+            split_mask(features, "train"),
+            split_mask(features, "validation"),
+            params,
+            seed,
+        )
+
+    logreg = registry.ModelSpec(
+        "logreg",
+        "LogReg",
+        "pytorch",
+        fit_logreg,
+        {"learning_rate": [1e-3, 1e-2]},
+        registry.network_settings,
+        "Logistic regression on the 55 inputs.",
+    )
+    monkeypatch.setattr(registry, "BASELINES", (*registry.BASELINES, logreg))
+    settings = slice_settings(tmp_path, data_dir)
+    defs = fake_definitions(settings)
+    done = materializations(refresh_ticker(defs, "AAPL", dg.DagsterInstance.ephemeral()))
+    assert done["baseline_models/logreg"]["seeds"] == 2
+    results = load_asset_value(settings.home / "assets", ["backtest_results"], "AAPL")
+    order = summarize(results).query("split == 'test' and cost_bps == 0")["model"].tolist()
+    assert order == ["LLMoE", "MoE", "LSTM", "MLP", "LightGBM", "LogReg", "Buy&Hold"]
+    urls = load_asset_value(settings.home / "assets", ["mlflow_runs"], "AAPL")
+    assert "LogReg" in urls

@@ -1,0 +1,284 @@
+"""RouterBackendConfig (validation, no model), the `vllm serve` argv built from it, the settings the vLLM
+backend hands to the engine (with a stand-in `vllm` module), and URL redaction in the openai backend's
+errors (against a stub HTTP server). Fast: nothing here loads a model."""
+
+from __future__ import annotations
+
+import http.server
+import json
+import os
+import sys
+import threading
+import types
+
+import pytest
+from pydantic import ValidationError
+
+from llmoe_pipeline.router.backends import (
+    BACKENDS,
+    DEFAULT_DTYPE,
+    BackendSpec,
+    OpenAIBackend,
+    RouterBackendConfig,
+    TransformersBackend,
+    VLLMBackend,
+    make_backend,
+    vllm_serve_command,
+)
+from llmoe_pipeline.router.model import DEFAULT_MODEL, ResolvedModel, model_id_of
+
+
+def _opt(argv: list[str], name: str) -> str:
+    """The value after option `name` in argv."""
+    assert argv.count(name) == 1, argv
+    return argv[argv.index(name) + 1]
+
+
+# ---------------------------------------------------------------------------------------------- the config
+def test_defaults_are_todays_settings():
+    c = RouterBackendConfig()
+    assert (c.backend, c.model, c.dtype, DEFAULT_DTYPE) == ("vllm", DEFAULT_MODEL, "float32", "float32")
+    assert (c.max_model_len, c.kv_cache_gib, c.block_size, c.enforce_eager, c.in_process) == (4096, 2, None, None, True)
+    assert (c.batch_size, c.forward_batch_size, c.explanation_max_tokens, c.seed) == (256, 16, 40, 0)
+    assert (c.base_url, c.api_key_env, c.timeout_s, c.max_concurrency) == (None, "LLMOE_OPENAI_API_KEY", 300.0, 32)
+    assert set(BACKENDS) == {"vllm", "transformers", "openai"}
+    assert (BACKENDS["vllm"], BACKENDS["transformers"], BACKENDS["openai"]) == (
+        VLLMBackend,
+        TransformersBackend,
+        OpenAIBackend,
+    )
+
+
+def test_config_is_frozen_and_hashable():
+    c = RouterBackendConfig(backend="transformers")
+    with pytest.raises(ValidationError, match="frozen"):
+        c.dtype = "bfloat16"
+    same = RouterBackendConfig(backend="transformers")
+    assert c == same and hash(c) == hash(same)
+    assert c.model_copy(update={"dtype": "bfloat16"}).dtype == "bfloat16" and c.dtype == "float32"
+
+
+def test_openai_without_base_url_is_rejected():
+    with pytest.raises(ValidationError, match="backend 'openai' needs base_url"):
+        RouterBackendConfig(backend="openai")
+    with pytest.raises(ValidationError, match="needs base_url"):
+        RouterBackendConfig(backend="openai", base_url="")
+    assert RouterBackendConfig(backend="openai", base_url="http://127.0.0.1:8000/v1").base_url.endswith("/v1")
+    assert RouterBackendConfig(backend="vllm", base_url=None).base_url is None  # only openai needs one
+
+
+@pytest.mark.parametrize("block_size", [20, 0, -32, 8, 100])
+def test_block_size_not_a_positive_multiple_of_16_is_rejected(block_size):
+    with pytest.raises(ValidationError, match=f"block_size must be a positive multiple of 16, got {block_size}"):
+        RouterBackendConfig(block_size=block_size)
+
+
+@pytest.mark.parametrize("block_size", [None, 16, 32, 64, 128])
+def test_block_size_accepted(block_size):
+    assert RouterBackendConfig(block_size=block_size).block_size == block_size
+
+
+def test_unknown_key_is_rejected():
+    with pytest.raises(ValidationError, match=r"bach_size\n.*Extra inputs are not permitted"):
+        RouterBackendConfig(bach_size=8)
+    with pytest.raises(ValidationError, match="engine_kwargs"):
+        RouterBackendConfig(engine_kwargs={"gpu_memory_utilization": 0.5})
+
+
+@pytest.mark.parametrize("dtype", ["bfloat61", "fp32", "Float32", "float64", "auto"])
+def test_dtype_typo_is_rejected(dtype):
+    with pytest.raises(ValidationError, match=r"dtype\n.*'float32', 'bfloat16' or 'float16'"):
+        RouterBackendConfig(dtype=dtype)
+
+
+def test_unknown_backend_is_rejected():
+    with pytest.raises(ValidationError, match=r"backend\n.*'vllm', 'transformers' or 'openai'.*'llamacpp'"):
+        RouterBackendConfig(backend="llamacpp")
+
+
+@pytest.mark.parametrize(
+    "field,value",
+    [
+        ("max_model_len", 255),
+        ("kv_cache_gib", 0),
+        ("batch_size", 0),
+        ("forward_batch_size", 0),
+        ("explanation_max_tokens", 0),
+        ("explanation_max_tokens", 513),
+        ("timeout_s", 0),
+        ("timeout_s", -1.0),
+        ("max_concurrency", 0),
+        ("model", " "),
+        ("seed", "zero"),
+        ("in_process", "maybe"),
+    ],
+)
+def test_out_of_range_values_are_rejected(field, value):
+    with pytest.raises(ValidationError, match=field):
+        RouterBackendConfig(**{field: value})
+
+
+def test_edges_of_the_ranges_are_accepted():
+    c = RouterBackendConfig(
+        max_model_len=256,
+        kv_cache_gib=1,
+        batch_size=1,
+        forward_batch_size=1,
+        explanation_max_tokens=512,
+        timeout_s=0.5,
+        max_concurrency=1,
+        enforce_eager=False,
+    )
+    assert (c.max_model_len, c.explanation_max_tokens, c.timeout_s, c.enforce_eager) == (256, 512, 0.5, False)
+
+
+def test_make_backend_and_spec_take_only_a_config():
+    with pytest.raises(TypeError, match="expected a RouterBackendConfig, got str"):
+        make_backend("vllm")
+    with pytest.raises(TypeError, match="expected a RouterBackendConfig, got dict"):
+        BackendSpec({"backend": "vllm"})
+    spec = BackendSpec(RouterBackendConfig(backend="transformers", model=DEFAULT_MODEL))
+    assert repr(spec) == f"BackendSpec(backend='transformers', model='{DEFAULT_MODEL}')"
+    assert spec.model_id == model_id_of(DEFAULT_MODEL)  # the label cache key: unchanged, nothing loaded
+
+
+# ---------------------------------------------------------------------------------------------- vllm serve
+def test_vllm_serve_command_from_the_config():
+    config = RouterBackendConfig(dtype="bfloat16", max_model_len=2048, seed=7, block_size=64)
+    argv = vllm_serve_command(config, "/models/smollm2", 8123, served_model_name="smollm2")
+    assert argv[:3] == [sys.executable, "-m", "vllm.entrypoints.openai.api_server"]
+    assert _opt(argv, "--model") == "/models/smollm2" and _opt(argv, "--port") == "8123"
+    assert _opt(argv, "--host") == "127.0.0.1" and _opt(argv, "--served-model-name") == "smollm2"
+    assert _opt(argv, "--dtype") == "bfloat16" and _opt(argv, "--max-model-len") == "2048"
+    assert _opt(argv, "--seed") == "7" and _opt(argv, "--block-size") == "64"
+    assert _opt(argv, "--logprobs-mode") == "processed_logprobs"
+    assert json.loads(_opt(argv, "--hf-overrides")) == {"head_dtype": "float32"}
+    assert "--enforce-eager" in argv and "--enable-prefix-caching" in argv
+    assert all(isinstance(a, str) for a in argv)
+
+
+def test_vllm_serve_command_defaults(monkeypatch):
+    import torch
+
+    argv = vllm_serve_command(RouterBackendConfig(), "/m", 8000, host="0.0.0.0")
+    assert _opt(argv, "--dtype") == "float32" and _opt(argv, "--max-model-len") == "4096"
+    assert _opt(argv, "--seed") == "0" and _opt(argv, "--host") == "0.0.0.0"
+    assert "--served-model-name" not in argv
+    # block_size None: 32 on CPU (prefix reuse), the engine's own default on a GPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _opt(vllm_serve_command(RouterBackendConfig(), "/m", 8000), "--block-size") == "32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert "--block-size" not in vllm_serve_command(RouterBackendConfig(), "/m", 8000)
+    assert _opt(vllm_serve_command(RouterBackendConfig(block_size=16), "/m", 8000), "--block-size") == "16"
+
+
+# ---------------------------------------------------------------------------------------------- vLLM engine
+class _FakeLLM:
+    """Stands in for vllm.LLM: records its arguments, never loads anything."""
+
+    calls: list = []
+
+    def __init__(self, model, **kwargs):
+        _FakeLLM.calls.append((model, kwargs))
+
+    def get_tokenizer(self):
+        return object()
+
+
+@pytest.fixture
+def fake_vllm(monkeypatch, tmp_path):
+    import llmoe_pipeline.router.backends.vllm as vllm_module
+
+    fake = types.ModuleType("vllm")
+    fake.LLM = _FakeLLM
+    fake.SamplingParams = lambda **kwargs: kwargs
+    fake.envs = types.SimpleNamespace()
+    monkeypatch.setitem(sys.modules, "vllm", fake)
+    monkeypatch.setattr(
+        vllm_module, "resolve_model", lambda model, home: ResolvedModel(model, tmp_path / "weights", f"{model}@test")
+    )
+    monkeypatch.setattr(vllm_module, "label_token_ids", lambda tokenizer: (11, 22))
+    monkeypatch.setattr(os, "environ", dict(os.environ))  # the backend writes the engine's env: keep it here
+    for key in ("VLLM_CPU_KVCACHE_SPACE", "VLLM_ENABLE_V1_MULTIPROCESSING"):
+        os.environ.pop(key, None)
+    _FakeLLM.calls = []
+    return _FakeLLM
+
+
+def test_vllm_backend_hands_the_config_to_the_engine(fake_vllm, tmp_path):
+    import torch
+
+    config = RouterBackendConfig(
+        model="tiny",
+        dtype="bfloat16",
+        max_model_len=1024,
+        kv_cache_gib=3,
+        block_size=64,
+        enforce_eager=False,
+        in_process=False,
+        seed=5,
+        explanation_max_tokens=17,
+    )
+    backend = make_backend(config, home=tmp_path)
+    ((model, kwargs),) = fake_vllm.calls
+    assert model == str(tmp_path / "weights") and backend.model_id == "tiny@test" and backend.label_ids == (11, 22)
+    assert kwargs["dtype"] == "bfloat16" and kwargs["max_model_len"] == 1024 and kwargs["seed"] == 5
+    assert kwargs["enforce_eager"] is False and kwargs["block_size"] == 64
+    assert kwargs["enable_prefix_caching"] and kwargs["logprobs_mode"] == "processed_logprobs"
+    assert backend._explain_params["max_tokens"] == 17 and backend._explain_params["seed"] == 5
+    assert backend._score_params["allowed_token_ids"] == [11, 22] and backend._score_params["seed"] == 5
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"  # in_process=False
+    if not torch.cuda.is_available():
+        assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "3"
+
+
+def test_vllm_backend_defaults_keep_todays_engine(fake_vllm, tmp_path, monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    VLLMBackend(RouterBackendConfig(model="tiny"), tmp_path)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    VLLMBackend(RouterBackendConfig(model="tiny"), tmp_path, engine_kwargs={"gpu_memory_utilization": 0.5})
+    (_, cpu), (_, gpu) = fake_vllm.calls
+    assert cpu["dtype"] == "float32" and cpu["max_model_len"] == 4096 and cpu["seed"] == 0
+    assert cpu["enforce_eager"] is True and cpu["block_size"] == 32  # CPU: eager, 32-token blocks
+    assert gpu["enforce_eager"] is False and "block_size" not in gpu  # GPU: compiled, the engine's block size
+    assert gpu["gpu_memory_utilization"] == 0.5
+    assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "0"  # in_process=True
+
+
+# ---------------------------------------------------------------------------------------------- openai
+class _StubServer(http.server.BaseHTTPRequestHandler):
+    status, body = 401, b'{"error": "unauthorized"}'
+
+    def do_GET(self):
+        self.send_response(self.status)
+        self.send_header("Content-Type", "application/json")
+        self.end_headers()
+        self.wfile.write(self.body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def stub_server():
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _StubServer)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    yield server.server_address[1]
+    server.shutdown()
+    server.server_close()
+
+
+def test_openai_errors_do_not_leak_url_credentials(stub_server, monkeypatch):
+    url = f"http://someone:url-password-77@127.0.0.1:{stub_server}/v1"
+    config = RouterBackendConfig(backend="openai", model="served", base_url=url, timeout_s=10)
+    with pytest.raises(RuntimeError, match="HTTP 401") as err:
+        make_backend(config)
+    assert "url-password-77" not in str(err.value) and f"127.0.0.1:{stub_server}/v1/models" in str(err.value)
+    monkeypatch.setattr(_StubServer, "status", 200)
+    monkeypatch.setattr(_StubServer, "body", json.dumps({"data": [{"id": "other", "root": "other"}]}).encode())
+    with pytest.raises(RuntimeError, match="does not serve 'served'; it serves \\['other'\\]") as err:
+        _ = BackendSpec(config).model_id  # asks the server
+    assert "url-password-77" not in str(err.value)
