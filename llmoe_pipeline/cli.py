@@ -18,6 +18,7 @@ import sys
 import time
 from pathlib import Path
 
+from llmoe_pipeline.io import write_text_atomic
 from llmoe_pipeline.paths import REPO_ROOT
 from llmoe_pipeline.settings import DATA_DIR_OVERRIDE_ENV
 
@@ -86,15 +87,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_report(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
     from llmoe_pipeline.definitions import build_definitions
-    from llmoe_pipeline.report import format_table, summarize, to_json
-    from llmoe_pipeline.runner import load_results
+    from llmoe_pipeline.report import format_table, summarize
+    from llmoe_pipeline.research_report import report_json, report_markdown
+    from llmoe_pipeline.runner import load_evidence, load_results
+    from llmoe_pipeline.verdict import verdict_text
 
-    results = load_results(build_definitions(settings), list(settings.tickers), dagster_instance(settings.home))
-    summary = summarize(results)
-    if args.format == "json":
-        print(json.dumps(to_json(summary, split=args.split), indent=2))
-    else:
+    defs, instance, tickers = build_definitions(settings), dagster_instance(settings.home), list(settings.tickers)
+    summary = summarize(load_results(defs, tickers, instance))
+    if args.format == "table":
         print(format_table(summary, split=args.split))
+        if args.split == "test":
+            print("\n".join(verdict_text(load_evidence(defs, settings, t, instance)) for t in tickers))
+        return 0
+    evidence = [load_evidence(defs, settings, t, instance) for t in tickers]
+    if args.format == "json":
+        text = json.dumps(report_json(summary, evidence), indent=2, default=str)
+        if args.output:
+            write_text_atomic(text + "\n", args.output)
+        else:
+            print(text)
+        return 0
+    output = Path(args.output or "llmoe_report.md")
+    plots = {t: settings.home / "artifacts" / t / "plots" for t in tickers}
+    print(f"wrote {report_markdown(summary, evidence, plots, output)} and {output.stem}_figures/")
     return 0
 
 
@@ -214,9 +229,14 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--router", choices=["vllm", "transformers", "openai"], help="router backend (default: vllm)")
     run.set_defaults(func=cmd_run)
 
-    report = sub.add_parser("report", help="print the results table from the last materialized backtest_results")
+    report = sub.add_parser(
+        "report",
+        help="the results table and the verdict per ticker, the same as JSON, or a "
+        "Markdown research report with tables and figures",
+    )
     common(report)
-    report.add_argument("--format", choices=["table", "json"], default="table")
+    report.add_argument("--format", choices=["table", "json", "md"], default="table")
+    report.add_argument("--output", help="file to write (json, md; md defaults to llmoe_report.md)")
     report.add_argument("--split", choices=["test", "validation"], default="test")
     report.set_defaults(func=cmd_report)
 
@@ -242,19 +262,22 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:
         if os.environ.get("LLMOE_DEBUG"):
             raise
-        cause = _root_cause(exc)
+        from llmoe_pipeline.tracking.redaction import redact_text
+
+        cause = " ".join(redact_text(_root_cause(exc)).split())  # one line, no secrets (URLs in messages)
         print(f"llmoe {args.command}: error: {cause}", file=sys.stderr)
         return 1
 
 
 def _root_cause(exc: BaseException) -> str:
-    """Dagster wraps the asset's exception; users want the original message, not the wrapper."""
+    """Dagster wraps the asset's exception (also in DagsterMaxRetriesExceededError after retries); users want the
+    original message, not the wrappers."""
     from llmoe_pipeline.data import DataValidationError
 
     seen = exc
     while True:
         user = getattr(seen, "user_exception", None)
-        nxt = user or seen.__cause__
+        nxt = user or seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
         if isinstance(seen, (CliError, DataValidationError)) or nxt is None:
             break
         seen = nxt

@@ -14,8 +14,10 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmoe_pipeline.data.dates import check_timezone
 from llmoe_pipeline.hashing import sha256_json
 from llmoe_pipeline.paths import default_data_dir
+from llmoe_pipeline.quality import QualityConfig
 from llmoe_pipeline.router.prompt import DEFAULT_MAX_HEADLINE_CHARS, DEFAULT_MAX_NEWS_CHARS
 
 
@@ -35,6 +37,14 @@ class DataConfig(_Section):
     price_files: FileList = ["prices*.csv", "prices*.parquet"]
     headline_files: FileList = ["headlines*.csv", "headlines*.parquet"]
     tickers: list[str] = Field(["AAPL", "MSFT"], min_length=1)
+    # Dates and naive timestamps in the files are the exchange's calendar dates; a timestamp with a UTC offset
+    # (Parquet datetime with a time zone, or "2016-01-04T00:00:00+09:00") takes its date in this zone.
+    exchange_timezone: str = "America/New_York"
+
+    @field_validator("exchange_timezone")
+    @classmethod
+    def _known_timezone(cls, name: str) -> str:
+        return check_timezone(name)
 
     def paths(self, names: list[str]) -> list[Path]:
         """The files `names` stand for: plain names as given (checked when read), patterns expanded, sorted."""
@@ -82,6 +92,9 @@ class SplitConfig(_Section):
         return self
 
 
+Variant = Literal["llm", "momentum", "random", "single", "oracle", "llm_prices_only", "llm_news_only"]
+
+
 class RouterProtocolConfig(_Section):
     """Protocol parts of routing (the model and backend are the router resource's config)."""
 
@@ -93,10 +106,21 @@ class RouterProtocolConfig(_Section):
     # Splits whose windows also get a generated one-sentence explanation (generation is ~2x slower
     # than scoring on CPU, so by default only the test period is explained).
     explain_splits: list[Literal["train", "validation", "test", "none"]] = ["test"]
+    # The router variants (ablations) trained and compared, each its own LLMoE model (llmoe_pipeline/routing.py).
+    # `llm` is the paper's router and always included; llm_prices_only / llm_news_only relabel every window.
+    variants: list[Variant] = ["llm", "momentum", "random", "single", "oracle"]
+    random_seed: int = 0  # the `random` router's coins
     # Headline budget of each window's prompt (characters; ≈ 4 per token). Prompt length is the labelling
     # time on a CPU: 400 keeps a news-rich AAPL window near 350 tokens.
     max_news_chars: int = Field(DEFAULT_MAX_NEWS_CHARS, ge=200)
     max_headline_chars: int = Field(DEFAULT_MAX_HEADLINE_CHARS, ge=40)
+
+    @field_validator("variants")
+    @classmethod
+    def _llm_first(cls, variants: list[str]) -> list[str]:
+        if "llm" not in variants or len(set(variants)) != len(variants):
+            raise ValueError(f"variants must be distinct and include 'llm' (the paper's router), got {variants}")
+        return variants
 
     @model_validator(mode="after")
     def _headline_fits(self):
@@ -143,6 +167,20 @@ class BacktestConfig(_Section):
     risk_free: float = Field(0.0, gt=-1.0, allow_inf_nan=False)  # per period
 
 
+class WalkForwardConfig(_Section):
+    """Expanding-window walk-forward: every model refitted before each test year (llmoe_pipeline/walkforward.py)."""
+
+    enabled: bool = False  # `make research` turns it on (configs/research.yaml); it is 6× the training
+    first_year: int = Field(2011, ge=1990)
+    last_year: int = Field(2016, ge=1990)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> WalkForwardConfig:
+        if self.last_year < self.first_year:
+            raise ValueError(f"walk_forward: last_year {self.last_year} is before first_year {self.first_year}")
+        return self
+
+
 class PipelineConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -150,6 +188,9 @@ class PipelineConfig(_Section):
     experts: ExpertConfig = Field(default_factory=ExpertConfig)
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
+    walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
+    # Data-quality asset checks on raw_prices / raw_headlines: thresholds and severities (llmoe_pipeline/quality.py).
+    quality: QualityConfig = Field(default_factory=QualityConfig)
     # Sections are built per instance (default_factory), so DataConfig reads $LLMOE_DATA_DIR when the
     # config is created, not when this module is imported.
     seeds: list[Annotated[int, Field(ge=0)]] = Field(list(range(10)), min_length=1)
@@ -164,5 +205,6 @@ class PipelineConfig(_Section):
 
     def config_hash(self) -> str:
         """Hash of everything that changes results (the data *location* is excluded, file hashes are logged)."""
-        payload = self.model_dump(mode="json", exclude={"data": {"data_dir"}})
+        # The quality checks only gate a run: their thresholds change no result.
+        payload = self.model_dump(mode="json", exclude={"data": {"data_dir"}, "quality": True})
         return sha256_json(payload)[:16]

@@ -1,40 +1,43 @@
 """The Dagster code location: `dagster dev` (workspace.yaml) and `llmoe run` both load their definitions here.
 
 Asset graph (left to right), each asset a thin wrapper over one pure module:
-raw_prices, raw_headlines (data.py) → feature_windows (features.py) → router_labels (router/) →
-llmoe_search/<variant> (models/experts.py) → expert_models/<variant> per ticker × regime; baseline_models/<name>
-(models/registry.py) → predictions (evaluation.py) → backtest_results, daily_returns (backtest.py, metrics.py,
-plots.py) → mlflow_runs (tracking/).
+raw_prices, raw_headlines (data/) → feature_windows (features.py) → router_labels (router/) and the other router
+variants' scores (routing.py) → llmoe_search/<variant> (models/experts.py) → expert_models/<variant> per ticker ×
+regime; llmoe_single; baseline_models/<name> (models/registry.py) → predictions (evaluation.py) →
+backtest_results, daily_returns (backtest.py, metrics.py, plots.py) → mlflow_runs (tracking/).
 """
 
 from __future__ import annotations
 
 import dagster as dg
 
+from llmoe_pipeline.config import PipelineConfig
 from llmoe_pipeline.defs.assets.data import build_data_assets
+from llmoe_pipeline.defs.assets.diagnostics import build_diagnostics_assets
 from llmoe_pipeline.defs.assets.evaluation import build_evaluation_assets
 from llmoe_pipeline.defs.assets.features import build_feature_assets
-from llmoe_pipeline.defs.assets.models import build_baseline_assets, build_llmoe_assets
+from llmoe_pipeline.defs.assets.models import build_model_assets
+from llmoe_pipeline.defs.assets.research import build_research_assets
 from llmoe_pipeline.defs.assets.router import build_router_assets
 from llmoe_pipeline.defs.assets.tracking import build_tracking_assets
 from llmoe_pipeline.defs.jobs import build_jobs
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.resources import build_resources
 from llmoe_pipeline.defs.schedules import build_automation
-from llmoe_pipeline.routing import VARIANTS
+from llmoe_pipeline.routing import RouterVariant, variant
 from llmoe_pipeline.settings import Settings, settings_from_env
 
 
-def build_assets(partitions: Partitions) -> list:
-    llmoe = [a for v in VARIANTS for a in build_llmoe_assets(partitions, v.name, v.routing_asset)]
+def build_assets(partitions: Partitions, variants: list[RouterVariant], protocol: PipelineConfig) -> list:
     return [
         *build_data_assets(partitions),
         *build_feature_assets(partitions),
-        *build_router_assets(partitions),
-        *llmoe,
-        *build_baseline_assets(partitions),
-        *build_evaluation_assets(partitions),
-        *build_tracking_assets(partitions),
+        *build_router_assets(partitions, variants),
+        *build_diagnostics_assets(partitions, variants),
+        *build_model_assets(partitions, variants),
+        *build_evaluation_assets(partitions, variants),
+        *build_tracking_assets(partitions, variants),
+        *build_research_assets(partitions, variants, protocol),
     ]
 
 
@@ -44,8 +47,9 @@ def build_definitions(settings: Settings, resources: dict | None = None) -> dg.D
     partitions = Partitions.for_tickers(settings.tickers)
     jobs = build_jobs()
     schedules, sensors = build_automation(settings, jobs)
+    variants = [variant(name) for name in settings.protocol.router.variants]
     return dg.Definitions(
-        assets=build_assets(partitions),
+        assets=build_assets(partitions, variants, settings.protocol),
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

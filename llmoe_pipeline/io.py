@@ -4,6 +4,10 @@ A reader (or the next run after a SIGKILL) therefore sees either the old complet
 complete file, never a half-written one: `os.replace` is atomic on POSIX within one filesystem.
 A killed writer leaves its temp file behind; the next write of the same file deletes those older than
 `STALE_TEMP_SECONDS` (a concurrent writer's temp file is fresh, so it survives).
+
+Everything under the home is private to its owner: files are written 0600 and the folders this module creates
+0700, whatever the umask (stored assets, models, labels and metrics are research data that others on a shared
+machine need not read). Existing folders keep their mode.
 """
 
 from __future__ import annotations
@@ -17,9 +21,24 @@ from pathlib import Path
 
 import pandas as pd
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
 STALE_TEMP_SECONDS = 600  # far longer than any single write takes
+FILE_MODE, DIR_MODE = 0o600, 0o700
+
+
+def private_mkdir(folder: str | os.PathLike) -> Path:
+    """`mkdir -p` whose new folders are 0700 (Path.mkdir gives parents the umask's mode, not `mode`)."""
+    target = current = Path(folder)
+    missing = []
+    while not current.exists() and current != current.parent:
+        missing.append(current)
+        current = current.parent
+    for new in reversed(missing):
+        try:
+            new.mkdir(mode=DIR_MODE)
+        except FileExistsError:
+            continue  # a concurrent writer made it
+        os.chmod(new, DIR_MODE)  # mkdir's mode is masked by the umask
+    return target
 
 
 def _remove_stale_temps(target: Path) -> None:
@@ -41,12 +60,12 @@ def _remove_stale_temps(target: Path) -> None:
 def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temp path beside `path`; on success fsync it and rename it over `path`."""
     target = Path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
+    private_mkdir(target.parent)
     _remove_stale_temps(target)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(fd)
     tmp = Path(tmp_name)
-    os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp creates 0600; assets and plots are meant to be shared
+    os.chmod(tmp, FILE_MODE)  # mkstemp creates 0600 already; the rename keeps it
     try:
         yield tmp
         with open(tmp, "rb") as fh:

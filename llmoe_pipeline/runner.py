@@ -63,6 +63,7 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, log: Callable
     """Refresh every configured ticker; return the printed results table."""
     from llmoe_pipeline.definitions import build_definitions
     from llmoe_pipeline.report import format_table, summarize
+    from llmoe_pipeline.verdict import verdict_text
 
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
@@ -84,7 +85,9 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, log: Callable
     finally:
         progress.removeHandler(handler)
     log(f"all {len(tickers)} tickers done in {time.time() - started:.0f} s")
-    return format_table(summarize(load_results(defs, tickers, instance)), split="test")
+    table = format_table(summarize(load_results(defs, tickers, instance)), split="test")
+    verdicts = [verdict_text(load_evidence(defs, settings, t, instance)) for t in tickers]
+    return "\n".join([table, *verdicts])
 
 
 def load_results(defs: dg.Definitions, tickers: list[str], instance: dg.DagsterInstance) -> pd.DataFrame:
@@ -105,3 +108,35 @@ def load_results(defs: dg.Definitions, tickers: list[str], instance: dg.DagsterI
             "the tickers in the UI) first"
         )
     return pd.concat(frames, ignore_index=True)
+
+
+def _latest(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, ticker: str):
+    """An asset's stored value for `ticker`, or None when that partition was never materialized."""
+    asset_key = dg.AssetKey(key)
+    if not defs.resolve_asset_graph().has(asset_key) or ticker not in instance.get_materialized_partitions(asset_key):
+        return None
+    return defs.load_asset_value(asset_key, partition_key=ticker, instance=instance)
+
+
+def load_evidence(defs: dg.Definitions, settings: Settings, ticker: str, instance: dg.DagsterInstance):
+    """What the verdict and the research report read for one ticker, through the IO manager."""
+    from llmoe_pipeline.report import summarize
+    from llmoe_pipeline.verdict import TickerEvidence
+    from llmoe_pipeline.walkforward import concatenated_metrics, yearly_sharpe
+
+    cfg = settings.protocol
+    results = load_results(defs, [ticker], instance)
+    summary = summarize(results).query("split == 'test' and cost_bps == @cfg.backtest.cost_bps")
+    walk, wf_summary, yearly = _latest(defs, instance, "walk_forward_returns", ticker), None, None
+    if walk is not None:
+        wf_summary = summarize(concatenated_metrics(walk, cfg.backtest.periods_per_year, cfg.backtest.risk_free))
+        wf_summary = wf_summary[wf_summary["cost_bps"] == cfg.backtest.cost_bps]
+        yearly = yearly_sharpe(walk, cfg.backtest.cost_bps, cfg.backtest.periods_per_year)
+    return TickerEvidence(
+        ticker,
+        summary.reset_index(drop=True),
+        _latest(defs, instance, "significance", ticker) or {},
+        _latest(defs, instance, "router_diagnostics", ticker),
+        wf_summary,
+        yearly,
+    )

@@ -12,7 +12,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -165,14 +164,13 @@ def settings_from_env() -> Settings:
 
 
 def available_tickers(protocol: PipelineConfig) -> list[str]:
-    """Every ticker in the configured price files (reads only the ticker column)."""
+    """Every ticker in the configured price files (reads only the ticker column). A missing, truncated or corrupt
+    file, a folder or a file without a ticker column is a `DataValidationError` naming the path."""
+    from llmoe_pipeline.data.reader import list_tickers
+
     found: set[str] = set()
     for path in protocol.data.price_paths():
-        if path.suffix.lower() in (".parquet", ".pq"):
-            values = pd.read_parquet(path, columns=["ticker"])["ticker"]
-        else:
-            values = pd.read_csv(path, usecols=["ticker"], dtype=str)["ticker"]
-        found.update(normalize_ticker(t) for t in values.dropna().astype(str))
+        found.update(list_tickers(path))
     return sorted(found)
 
 

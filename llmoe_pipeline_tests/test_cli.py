@@ -104,7 +104,10 @@ def test_report_table_and_json(tmp_path, monkeypatch, capsys):
     only = capsys.readouterr().out
     assert "AAPL" in only and "MSFT" not in only
     assert cli.main(["report", "--format", "json"]) == 0
-    records = json.loads(capsys.readouterr().out)
+    report = json.loads(capsys.readouterr().out)
+    assert set(report) == {"results", "significance", "router_diagnostics", "walk_forward", "verdict"}
+    assert report["significance"] == {"AAPL": {}, "MSFT": {}}  # not materialized in this home: empty, not made up
+    records = report["results"]
     llmoe = next(r for r in records if r["ticker"] == "MSFT" and r["model"] == "LLMoE")
     assert llmoe["n_seeds"] == 2
     assert llmoe["metrics"]["sharpe_ratio"]["mean"] == pytest.approx(0.15)
@@ -112,6 +115,12 @@ def test_report_table_and_json(tmp_path, monkeypatch, capsys):
     assert cli.main(["report"]) == 0
     table = capsys.readouterr().out
     assert "LLMoE" in table and "Buy&Hold" in table and "AAPL" in table and "MSFT" in table
+    assert "AAPL: verdict" in table and "In plain words: No significance tests yet." in table
+    output = tmp_path / "out" / "research.md"
+    assert cli.main(["report", "--format", "md", "--output", str(output)]) == 0
+    text = output.read_text()
+    assert "## AAPL" in text and "## MSFT" in text and "| LLMoE |" in text
+    assert (tmp_path / "out" / "research_figures").is_dir()
 
 
 def test_bench_router_runs_all_three_paths_and_prints_ratios(router_model, session_home, data_dir):

@@ -2,7 +2,13 @@
 assignment to trading days.
 
 Accepted: control characters inside headlines (replaced by spaces), headlines longer than
-`MAX_HEADLINE_CHARS` (cut). Rejected: empty headlines and unreadable cells.
+`MAX_HEADLINE_CHARS` (cut). Rejected: empty headlines and unreadable cells. Tickers are case-insensitive
+(`aapl` in a headline file is AAPL). Dates: `dates.parse_dates` (time-zone-aware timestamps become the exchange's
+calendar date).
+
+Memory: the file is read in chunks (`csv_stream`), each headline is cleaned and cut as its chunk is read and the
+repeated columns (date, ticker, source) are categorical, so loading costs about twice the file's size, not a
+multiple of it (`llmoe_pipeline_tests/data/test_memory.py`).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ import pandas as pd
 
 from llmoe_pipeline.data.prices import PAPER_COLUMNS
 from llmoe_pipeline.data.reader import (
+    DEFAULT_EXCHANGE_TIMEZONE,
     DataValidationError,
     check_columns,
     check_tickers,
@@ -35,28 +42,38 @@ def _clean_headline(text: str) -> str:
     return text[:MAX_HEADLINE_CHARS]
 
 
-def _read_headline_file(path: Path, ticker: str | None) -> pd.DataFrame:
-    df, lines = read_table(path)
+def _prepare_chunk(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Per chunk, as it is read: headlines cleaned and cut (the long text is dropped at once), repeated columns
+    categorical (a category per distinct value instead of a string per row)."""
+    if "headline" in chunk.columns:
+        chunk["headline"] = chunk["headline"].map(_clean_headline)
+    for col in ("date", "Date", "ticker", "source"):
+        if col in chunk.columns:
+            chunk[col] = chunk[col].astype("category")
+    return chunk
+
+
+def _read_headline_file(path: Path, ticker: str | None, timezone: str) -> pd.DataFrame:
+    df, lines = read_table(path, _prepare_chunk, nullable=["source"])
     if "Unnamed: 0" in df.columns or (len(df.columns) and df.columns[0] == ""):
         df = df.drop(columns=[df.columns[0]])
     if "Date" in df.columns:  # paper format: one News cell per day; the whole cell is one item
         check_columns(path, df, PAPER_COLUMNS)
         if not ticker:
             raise DataValidationError(path, None, [], "paper-format file has no ticker column: pass ticker=...")
-        df = pd.DataFrame({"date": df["Date"], "ticker": ticker, "headline": df["News"], "source": "paper"})
-        keep = df["headline"].astype(str).str.strip() != ""  # days without news are simply absent here
-        df, lines = df[keep.to_numpy()].reset_index(drop=True), lines[keep.to_numpy()]
+        keep = (df["News"].astype(str).str.strip() != "").to_numpy()  # days without news are simply absent here
+        df = pd.DataFrame(
+            {"date": df["Date"], "ticker": ticker, "headline": df["News"].map(_clean_headline), "source": "paper"}
+        )
+        df, lines = df[keep].reset_index(drop=True), lines[keep]
     else:
         check_columns(path, df, HEADLINE_COLUMNS[:3], optional=["source"])
-        if "source" not in df.columns:
-            df["source"] = ""
-    df["date"] = parse_dates(path, df["date"], lines, "date")
+        df["source"] = df["source"].astype(object) if "source" in df.columns else ""
+    df["date"] = parse_dates(path, df["date"], lines, "date", timezone)
     df["ticker"] = check_tickers(path, df["ticker"], lines)
-    cleaned = df["headline"].astype(str).map(_clean_headline)
-    blank = (cleaned == "").to_numpy()
+    blank = (df["headline"] == "").to_numpy()
     if blank.any():
         raise DataValidationError(path, "headline", lines[blank].tolist(), "headline is empty or only whitespace")
-    df["headline"] = cleaned
     return df[HEADLINE_COLUMNS]
 
 
@@ -64,14 +81,16 @@ def load_headlines(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     tickers: Sequence[str] | None = None,
     ticker: str | None = None,
+    exchange_timezone: str = DEFAULT_EXCHANGE_TIMEZONE,
 ) -> pd.DataFrame:
     """Load dated headlines (tidy `date,ticker,headline[,source]`, or a paper file with `ticker=`).
 
-    Returns date (datetime64, calendar date as published), ticker, headline, source; sorted by
-    (ticker, date); exact duplicate (ticker, date, headline) rows are dropped.
+    Returns date (datetime64, calendar date as published, on the exchange's calendar: aware timestamps are
+    converted to `exchange_timezone`), ticker, headline, source; sorted by (ticker, date); exact duplicate
+    (ticker, date, headline) rows are dropped.
     """
     path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
-    df = pd.concat([_read_headline_file(p, ticker) for p in path_list], ignore_index=True)
+    df = pd.concat([_read_headline_file(p, ticker, exchange_timezone) for p in path_list], ignore_index=True)
     if tickers is not None:
         tickers = [normalize_ticker(t) for t in tickers]
         df = df[df["ticker"].isin(list(tickers))]

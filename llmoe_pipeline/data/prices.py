@@ -3,6 +3,8 @@
 Rejected, besides unreadable cells: non-positive prices, high below low, open or close outside [low, high]
 (beyond a relative 1e-6 for rounding; close is not checked in the paper's raw files, whose AAPL Close is
 unadjusted before the 2014 split), volumes that are not non-negative integers fitting int64, duplicate days.
+Dates: `dates.parse_dates` (time-zone-aware timestamps become the exchange's calendar date). Series that load but
+look implausible (an unapplied split, a long gap, an absurd move or magnitude) are flagged by `quality.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.data.reader import (
+    DEFAULT_EXCHANGE_TIMEZONE,
     DataValidationError,
     check_columns,
     check_duplicates,
@@ -41,8 +44,16 @@ OHLC_TOLERANCE = 1e-6  # relative slack for open/close vs [low, high]: vendors r
 MAX_VOLUME = 2**63  # volumes are stored as int64; a larger float would wrap around to a negative number
 
 
-def _read_price_file(path: Path, ticker: str | None) -> pd.DataFrame:
-    df, lines = read_table(path)
+def _categorical_keys(chunk: pd.DataFrame) -> pd.DataFrame:
+    """Dates and tickers repeat: categorical per chunk, validated once per distinct value."""
+    for col in ("date", "Date", "ticker"):
+        if col in chunk.columns:
+            chunk[col] = chunk[col].astype("category")
+    return chunk
+
+
+def _read_price_file(path: Path, ticker: str | None, timezone: str) -> pd.DataFrame:
+    df, lines = read_table(path, _categorical_keys)
     if "Unnamed: 0" in df.columns or (len(df.columns) and df.columns[0] == ""):
         df = df.drop(columns=[df.columns[0]])  # the paper's MSFT file carries a pandas index column
     paper_format = "Date" in df.columns
@@ -55,7 +66,7 @@ def _read_price_file(path: Path, ticker: str | None) -> pd.DataFrame:
     else:
         check_columns(path, df, PRICE_COLUMNS)
     df["ticker"] = check_tickers(path, df["ticker"], lines)
-    df["date"] = parse_dates(path, df["date"], lines, "date")
+    df["date"] = parse_dates(path, df["date"], lines, "date", timezone)
     for col in PRICE_FIELDS:
         df[col] = parse_numbers(path, df, lines, col)
         bad = (df[col] <= 0).to_numpy()
@@ -105,15 +116,16 @@ def load_prices(
     paths: str | os.PathLike | Sequence[str | os.PathLike],
     tickers: Sequence[str] | None = None,
     ticker: str | None = None,
+    exchange_timezone: str = DEFAULT_EXCHANGE_TIMEZONE,
 ) -> pd.DataFrame:
     """Load daily bars from tidy CSV/Parquet file(s), or a paper-format file with `ticker=`.
 
-    Returns columns date (datetime64), ticker, open, high, low, close, adj_close (float64), volume (int64),
-    sorted by (ticker, date), with no duplicate (ticker, date). `tickers` keeps only those tickers and
-    raises if one of them has no rows.
+    Returns columns date (datetime64, the exchange's calendar date), ticker, open, high, low, close, adj_close
+    (float64), volume (int64), sorted by (ticker, date), with no duplicate (ticker, date). `tickers` keeps only
+    those tickers and raises if one of them has no rows. Aware timestamps are converted to `exchange_timezone`.
     """
     path_list = [Path(paths)] if isinstance(paths, (str, os.PathLike)) else [Path(p) for p in paths]
-    frames = [_read_price_file(p, ticker) for p in path_list]
+    frames = [_read_price_file(p, ticker, exchange_timezone) for p in path_list]
     df = pd.concat(frames, ignore_index=True)
     if len(frames) > 1:
         dup = df.duplicated(["ticker", "date"], keep=False).to_numpy()

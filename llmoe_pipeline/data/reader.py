@@ -1,42 +1,50 @@
 """Reading a data file and validating its cells: every problem is a `DataValidationError` naming the file, the
 row number(s) as a spreadsheet shows them (the header is row 1) and the column.
 
-Accepted and documented: a UTF-8 byte-order mark; NUL bytes in a CSV file become spaces right after decoding,
-because pandas' parser would otherwise end the cell there and silently drop the rest (a number or date with a
-NUL inside is then rejected like any other unparsable value).
+CSV files are streamed (`csv_stream`: memory bounded by what is kept, not by the file's size) and Parquet files
+are read batch by batch into the same text cells (`parquet`), so both go through one validation. Accepted and
+documented: a UTF-8 byte-order mark; NUL bytes in a CSV file become spaces (pandas' parser would otherwise end
+the cell there and silently drop the rest; a number or date with a NUL inside is then rejected like any other
+unparsable value). Columns with few distinct values (dates, tickers) may arrive as categoricals: the checks below
+work on the distinct values and map the result back to the rows.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_US_DATE = re.compile(r"^\d{1,2}/\d{1,2}/\d{4}$")
+from llmoe_pipeline.data.csv_stream import Prepare, read_csv_chunks
+from llmoe_pipeline.data.dates import DEFAULT_EXCHANGE_TIMEZONE, parse_dates
+from llmoe_pipeline.data.errors import DataValidationError
+from llmoe_pipeline.data.parquet import read_parquet_batches
+
+__all__ = [
+    "DEFAULT_EXCHANGE_TIMEZONE",
+    "MAX_TICKER_CHARS",
+    "PARQUET_SUFFIXES",
+    "TICKER_PATTERN",
+    "DataValidationError",
+    "check_columns",
+    "check_path",
+    "check_duplicates",
+    "check_tickers",
+    "list_tickers",
+    "normalize_ticker",
+    "parse_dates",
+    "parse_numbers",
+    "read_table",
+]
+
 # Letters, digits, '.', '_', '-'; not starting with '.' or '-' (no hidden files, no options). Use fullmatch.
 TICKER_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")
 MAX_TICKER_CHARS = 32  # tickers become file names and partition keys
-
-
-class DataValidationError(ValueError):
-    """An input file is malformed; the message names the file, the row(s) and the column."""
-
-    def __init__(self, path: str | os.PathLike, column: str | None, rows: Sequence[int], problem: str):
-        self.path, self.column, self.rows, self.problem = str(path), column, list(rows), problem
-        shown = ", ".join(str(r) for r in self.rows[:5]) + (
-            f" (+{len(self.rows) - 5} more)" if len(self.rows) > 5 else ""
-        )
-        where = f"row {shown}" if len(self.rows) == 1 else (f"rows {shown}" if self.rows else "")
-        col = f"column '{column}'" if column else ""
-        location = ", ".join(x for x in (where, col) if x)
-        super().__init__(f"{self.path}: {location + ': ' if location else ''}{problem}")
+PARQUET_SUFFIXES = (".parquet", ".pq")
 
 
 def normalize_ticker(ticker: str) -> str:
@@ -44,69 +52,48 @@ def normalize_ticker(ticker: str) -> str:
     return str(ticker).strip().upper()
 
 
-def read_table(path: Path) -> tuple[pd.DataFrame, np.ndarray]:
-    """Read every cell as text. Returns the frame and each row's number in the file (header = row 1)."""
+def check_path(path: Path) -> None:
+    """A clear error for a path that is missing or a folder (instead of FileNotFoundError / IsADirectoryError)."""
+    if path.is_dir():
+        raise DataValidationError(
+            path,
+            None,
+            [],
+            "is a folder, not a data file: give a CSV or Parquet file (or a glob pattern such as "
+            "'prices*.csv' in data.price_files / data.headline_files)",
+        )
     if not path.exists():
         raise DataValidationError(path, None, [], "file does not exist")
-    if path.suffix.lower() in (".parquet", ".pq"):
-        try:
-            df = pd.read_parquet(path)
-        except Exception as exc:  # pyarrow raises several types for corrupt files
-            raise DataValidationError(path, None, [], f"not a readable Parquet file ({exc})") from None
-        if df.empty:
-            raise DataValidationError(path, None, [], "file has no data rows")
-        df = df.astype(object).where(df.notna(), None)
-        df = df.apply(
-            lambda col: col.map(
-                lambda v: None if v is None else str(v.date()) if isinstance(v, pd.Timestamp) else str(v)
-            )
-        )
-        return df, np.arange(2, len(df) + 2)
-    raw = path.read_bytes()
-    if raw.startswith(b"\xef\xbb\xbf"):
-        raw = raw[3:]
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise DataValidationError(
-            path, None, [line], f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at offset {exc.start})"
-        ) from None
-    if not text.strip():
-        raise DataValidationError(path, None, [], "file is empty")
-    text = text.replace("\x00", " ")  # see the module docstring: pandas would cut the cell at a NUL
-    try:
-        df = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, na_filter=False)
-    except pd.errors.ParserError as exc:
-        # pandas reports 'line N' (1-based) for ragged rows but 'row N' (0-based, header = 0) for an
-        # unclosed quote; both count the lines outside quoted cells.
-        m = re.search(r"\b(line|row) (\d+)", str(exc))
-        rows = [int(m.group(2)) + (m.group(1) == "row")] if m else []
-        raise DataValidationError(path, None, rows, f"malformed CSV ({exc})") from None
-    if df.empty:
-        raise DataValidationError(path, None, [], "file has a header but no data rows")
-    # Line numbers: quoted fields may span lines, so count physical lines per record when they do.
-    return df, _record_line_numbers(path, text, len(df))
 
 
-def _record_line_numbers(path: Path, text: str, n_rows: int) -> np.ndarray:
-    if '"' not in text:
-        return np.arange(2, n_rows + 2)
-    # A cell can be as long as the file (headlines are cut only after loading); the default limit is 128 KiB.
-    csv.field_size_limit(max(csv.field_size_limit(), len(text)))
-    # newline="": csv sees the line endings as pandas does (\r, \n and \r\n all end a line).
-    reader = csv.reader(io.StringIO(text, newline=""))
-    starts = []
-    try:
-        next(reader, None)
-        prev_end = reader.line_num
-        for row in reader:
-            if row and not (len(row) == 1 and row[0].isspace()):  # pandas skips blank lines: not records
-                starts.append(prev_end + 1)
-            prev_end = reader.line_num
-    except csv.Error as exc:
-        raise DataValidationError(path, None, [reader.line_num], f"malformed CSV ({exc})") from None
-    return np.asarray(starts[:n_rows]) if len(starts) >= n_rows else np.arange(2, n_rows + 2)
+def read_table(
+    path: Path, prepare: Prepare | None = None, nullable: Iterable[str] = ()
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """Every cell as text (each chunk passed through `prepare`), and each row's number in the file (header = 1).
+
+    `nullable`: Parquet columns where a null is an empty cell (as in CSV) rather than an error."""
+    check_path(path)
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        return read_parquet_batches(path, prepare, nullable=nullable)
+    return read_csv_chunks(path, prepare)
+
+
+def list_tickers(path: str | os.PathLike) -> set[str]:
+    """The (normalized) tickers of a tidy data file; a missing, unreadable or ticker-less file names its path."""
+    path = Path(path)
+    check_path(path)
+
+    def only_tickers(chunk: pd.DataFrame) -> pd.DataFrame:
+        if "ticker" not in chunk.columns:
+            raise DataValidationError(path, "ticker", [1], f"no 'ticker' column; found {list(chunk.columns)}")
+        return chunk[["ticker"]].astype("category")
+
+    if path.suffix.lower() in PARQUET_SUFFIXES:
+        df, _ = read_parquet_batches(path, columns=["ticker"])
+    else:
+        df, _ = read_csv_chunks(path, only_tickers)
+    found = {normalize_ticker(t) for t in pd.unique(df["ticker"])}
+    return {t for t in found if t}
 
 
 def check_columns(path: Path, df: pd.DataFrame, required: list[str], optional: Iterable[str] = ()) -> None:
@@ -122,22 +109,6 @@ def check_columns(path: Path, df: pd.DataFrame, required: list[str], optional: I
         )
 
 
-def parse_dates(path: Path, values: pd.Series, lines: np.ndarray, column: str) -> pd.Series:
-    s = values.astype(str).str.strip()
-    iso, us = s.str.match(_ISO_DATE), s.str.match(_US_DATE)
-    if iso.any() and us.any():
-        bad = lines[(us if iso.sum() >= us.sum() else iso).to_numpy()]
-        raise DataValidationError(
-            path, column, bad.tolist(), "mixed date formats (expected one of YYYY-MM-DD or M/D/YYYY throughout)"
-        )
-    fmt = "%m/%d/%Y" if us.any() else "%Y-%m-%d"
-    parsed = pd.to_datetime(s, format=fmt, errors="coerce")
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        raise DataValidationError(path, column, lines[bad].tolist(), f"unparsable date(s) {s[bad].head(3).tolist()}")
-    return parsed.astype("datetime64[ns]")
-
-
 def parse_numbers(path: Path, df: pd.DataFrame, lines: np.ndarray, column: str) -> pd.Series:
     s = df[column].astype(str).str.strip()
     num = pd.to_numeric(s, errors="coerce")
@@ -149,26 +120,32 @@ def parse_numbers(path: Path, df: pd.DataFrame, lines: np.ndarray, column: str) 
 
 def check_tickers(path: Path, values: pd.Series, lines: np.ndarray) -> pd.Series:
     """The normalized tickers; an empty one, one that is not `TICKER_PATTERN` or a too long one is an error."""
-    tickers = values.astype(str).map(normalize_ticker)
-    empty = (tickers == "").to_numpy()
+    codes, uniques = pd.factorize(values)
+    distinct = pd.Series(np.asarray(uniques, dtype=object)).astype(str).map(normalize_ticker)
+    tickers = pd.Series(distinct.to_numpy(dtype=object)[codes], index=values.index, dtype=object)
+
+    def rows(mask: pd.Series) -> list[int]:
+        return lines[mask.to_numpy(dtype=bool)[codes]].tolist()
+
+    empty = distinct == ""
     if empty.any():
-        raise DataValidationError(path, "ticker", lines[empty].tolist(), "empty ticker")
-    bad = ~tickers.str.fullmatch(TICKER_PATTERN.pattern).to_numpy(dtype=bool)
+        raise DataValidationError(path, "ticker", rows(empty), "empty ticker")
+    bad = ~distinct.str.fullmatch(TICKER_PATTERN.pattern).astype(bool)
     if bad.any():
         raise DataValidationError(
             path,
             "ticker",
-            lines[bad].tolist(),
-            f"invalid ticker(s) {tickers[bad].unique()[:3].tolist()}: a ticker is letters, "
+            rows(bad),
+            f"invalid ticker(s) {tickers[bad.to_numpy()[codes]].unique()[:3].tolist()}: a ticker is letters, "
             "digits, '.', '_' or '-', starting with a letter or digit",
         )
-    long = (tickers.str.len() > MAX_TICKER_CHARS).to_numpy()
+    long = distinct.str.len() > MAX_TICKER_CHARS
     if long.any():
         raise DataValidationError(
             path,
             "ticker",
-            lines[long].tolist(),
-            f"ticker longer than {MAX_TICKER_CHARS} characters: {tickers[long].iloc[0][:40]}…",
+            rows(long),
+            f"ticker longer than {MAX_TICKER_CHARS} characters: {tickers[long.to_numpy()[codes]].iloc[0][:40]}…",
         )
     return tickers
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterator
 
 import dagster as dg
@@ -31,3 +32,17 @@ def checks_then_output(
             },
         )
     yield dg.Output(value, output_name=output_name, metadata=metadata)
+
+
+@contextlib.contextmanager
+def retry_only(*retryable: type[BaseException]) -> Iterator[None]:
+    """Let `retryable` errors reach the asset's RetryPolicy; turn every other error (a missing model, a bad
+    config: the same input fails the same way again) into a Failure that is not retried."""
+    from llmoe_pipeline.tracking.redaction import redact_text
+
+    try:
+        yield
+    except (dg.Failure, *retryable):  # type: ignore[misc]  # a tuple of exception classes
+        raise
+    except Exception as exc:
+        raise dg.Failure(description=redact_text(f"{type(exc).__name__}: {exc}"), allow_retries=False) from exc

@@ -6,6 +6,7 @@ and hands the assets the pure object they use; the sections are validated once, 
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ from llmoe_pipeline.config import PipelineConfig
 from llmoe_pipeline.paths import resolve_inside
 from llmoe_pipeline.router.backends.config import RouterBackendConfig
 from llmoe_pipeline.settings import MLflowConfig, Settings
+
+ROUTER_URL_ENV = "LLMOE_ROUTER_BASE_URL"  # set by build_resources when the URL carries a secret
+MLFLOW_URI_ENV = "LLMOE_MLFLOW_TRACKING_URI"
 
 
 class ProtocolResource(dg.ConfigurableResource):
@@ -32,10 +36,11 @@ class LLMRouterResource(dg.ConfigurableResource):
 
     backend: dict
     home: str
+    base_url: str = ""  # the server URL (openai backend), kept apart so that one with credentials is an EnvVar
 
     @property
     def config(self) -> RouterBackendConfig:
-        return RouterBackendConfig.model_validate(self.backend)
+        return RouterBackendConfig.model_validate({**self.backend, "base_url": self.base_url or None})
 
     def backend_factory(self):
         """The backend, not built yet: its model id is known (for the cache key) without loading the model,
@@ -55,10 +60,11 @@ class MLflowResource(dg.ConfigurableResource):
 
     tracking: dict
     home: str
+    tracking_uri: str = ""  # kept apart, like LLMRouterResource.base_url
 
     @property
     def config(self) -> MLflowConfig:
-        return MLflowConfig.model_validate(self.tracking)
+        return MLflowConfig.model_validate({**self.tracking, "tracking_uri": self.tracking_uri})
 
     def tracker(self, experiment_name: str | None = None):
         from llmoe_pipeline.tracking import ExperimentTracker
@@ -87,14 +93,32 @@ class ModelStoreResource(dg.ConfigurableResource):
         return resolve_inside(self.home, Path("artifacts", ticker), "the LLMOE home folder")
 
 
+def secret_safe(url: str | None, env_name: str) -> Any:
+    """A URL as resource config: as is, or, when it carries credentials or query values, a `dg.EnvVar` set in this
+    process, so that Dagster's storage and UI keep only the variable's name (every process that loads the code
+    location sets it again)."""
+    from llmoe_pipeline.tracking.redaction import redact_url
+
+    if not url or redact_url(url) == url:
+        return url or ""
+    os.environ[env_name] = url
+    return dg.EnvVar(env_name)
+
+
 def build_resources(settings: Settings) -> dict[str, Any]:
     from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
 
     home = str(settings.home)
+    router = settings.router_backend.model_dump(mode="json", exclude={"base_url"})
+    tracking = settings.mlflow.model_dump(mode="json", exclude={"tracking_uri"})
     return {
         "protocol": ProtocolResource(protocol=settings.protocol.model_dump(mode="json")),
-        "llm_router": LLMRouterResource(backend=settings.router_backend.model_dump(mode="json"), home=home),
-        "mlflow": MLflowResource(tracking=settings.mlflow.model_dump(mode="json"), home=home),
+        "llm_router": LLMRouterResource(
+            backend=router, home=home, base_url=secret_safe(settings.router_backend.base_url, ROUTER_URL_ENV)
+        ),
+        "mlflow": MLflowResource(
+            tracking=tracking, home=home, tracking_uri=secret_safe(settings.mlflow.tracking_uri, MLFLOW_URI_ENV)
+        ),
         "model_store": ModelStoreResource(home=home),
         "io_manager": LocalAssetIOManager(home=home),
     }

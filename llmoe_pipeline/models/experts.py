@@ -121,21 +121,31 @@ def grid_search_experts(features: pd.DataFrame, labels: pd.DataFrame, cfg: Exper
 
 
 def search_router_threshold(
-    features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int, score_column: str = "p_optimistic"
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    cfg: ExpertConfig,
+    seed: int,
+    score_column: str = "p_optimistic",
+    quantiles: Sequence[float] | None = None,
+    fixed_threshold: float | None = None,
 ) -> LLMoESearch:
     """The outer dimension of the LLMoE grid: the router's decision threshold.
 
-    For each quantile q in `cfg.threshold_quantile_grid`, the threshold is the q-quantile of the *training*
-    windows' `score_column` (`fit_threshold`); every window is relabelled with it, each regime's network is
-    grid-searched on its own validation rows (`grid_search_experts`), and LLMoE as a whole is scored on all
-    validation rows, each through the expert of its label, with the score every search uses (accuracy, then
-    log loss). Quantiles that leave a regime short of MIN_ROWS_PER_REGIME are skipped.
+    For each quantile q (`quantiles`, default `cfg.threshold_quantile_grid`), the threshold is the q-quantile of
+    the *training* windows' `score_column` (`fit_threshold`); every window is relabelled with it, each regime's
+    network is grid-searched on its own validation rows (`grid_search_experts`), and LLMoE as a whole is scored on
+    all validation rows, each through the expert of its label, with the score every search uses (accuracy, then
+    log loss). Quantiles that leave a regime short of MIN_ROWS_PER_REGIME are skipped. `fixed_threshold` replaces
+    the quantiles by one given threshold (a rule such as the oracle's "up tomorrow").
     """
     validation = features[features["split"] == "validation"]
     rows: list[dict] = []
     choices: list[LLMoESearch] = []
-    for q in cfg.threshold_quantile_grid:
-        threshold = fit_threshold(labels, q, score_column)
+    points: list[tuple[float, float | None]] = [(q, None) for q in (quantiles or cfg.threshold_quantile_grid)]
+    if fixed_threshold is not None:
+        points = [(np.nan, float(fixed_threshold))]
+    for q, given in points:
+        threshold = fit_threshold(labels, q, score_column) if given is None else given
         relabelled = apply_threshold(labels, threshold, score_column)
         counts = regime_counts(relabelled)
         row = {

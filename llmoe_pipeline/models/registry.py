@@ -120,13 +120,14 @@ def baseline(name: str) -> ModelSpec:
 
 
 def model_rank(display_name: str) -> tuple:
-    """Sort key of a display name in tables: LLMoE, then its router variants (`LLMoE[...]`), the baselines in
-    registry order, buy-and-hold, then any other model alphabetically."""
+    """Sort key of a display name in tables: LLMoE, then its router variants (`LLMoE[...]`) in the order of
+    `routing.VARIANTS`, the baselines in registry order, buy-and-hold, then any other model alphabetically."""
+    from llmoe_pipeline.routing import VARIANTS  # (routing imports this module)
+
     baselines = [s.display_name for s in BASELINES]
-    if display_name == LLMOE:
-        return (0, 0, "")
-    if display_name.startswith(f"{LLMOE}["):
-        return (0, 1, display_name)
+    variants = [v.display_name for v in VARIANTS]  # LLMoE first
+    if display_name in variants:
+        return (0, variants.index(display_name), "")
     if display_name in baselines:
         return (1, baselines.index(display_name), "")
     if display_name == BUY_AND_HOLD:

@@ -4,19 +4,25 @@ Keyed by sha256(model_id, prompt_version, prompt text), so a new model, a new te
 window never reuses an old label. Each batch is one transaction: a run killed mid-way keeps every batch
 committed before the kill (SQLite's journal makes the batch in flight vanish as a whole, never half-written).
 WAL plus a busy timeout lets two processes (e.g. two Dagster runs) read and write the same file.
+
+The file is private (0600, as its -wal/-shm files; its folder 0700 when created here). A file that is not a
+SQLite database or is damaged is one `LabelCacheError` naming it and saying how to rebuild it: delete it (and
+its -wal/-shm files), and the next run recomputes the labels.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import NamedTuple
 
 from llmoe_pipeline.hashing import sha256_text
+from llmoe_pipeline.io import FILE_MODE, private_mkdir
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS router_labels (
@@ -30,6 +36,25 @@ CREATE TABLE IF NOT EXISTS router_labels (
 )
 """
 _QUERY_CHUNK = 500  # keys per SELECT (SQLite limits the number of bound parameters)
+_DAMAGED = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}  # not a database / malformed; "database is locked" is not damage
+
+
+class LabelCacheError(ValueError):
+    """The label cache file is not a readable SQLite database; the message names it and how to rebuild it."""
+
+
+@contextlib.contextmanager
+def _damage_is_clear(path: Path) -> Iterator[None]:
+    try:
+        yield
+    except sqlite3.DatabaseError as exc:
+        damaged = getattr(exc, "sqlite_errorname", "") in _DAMAGED or "not a database" in str(exc)
+        if not damaged:
+            raise
+        raise LabelCacheError(
+            f"{path}: the router label cache is damaged or not a SQLite database ({exc}). To rebuild it, delete "
+            f"it (and {path.name}-wal, {path.name}-shm beside it if present): the next run recomputes the labels"
+        ) from None
 
 
 def cache_key(model_id: str, prompt_version: str, prompt: str) -> str:
@@ -56,24 +81,32 @@ class LabelCache:
 
     def __init__(self, path: str | os.PathLike, busy_timeout_s: float = 60.0):
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_mkdir(self.path.parent)
+        # An empty file is a valid empty database; creating it here makes it (and SQLite's -wal/-shm) 0600.
+        os.close(os.open(self.path, os.O_CREAT | os.O_WRONLY, FILE_MODE))
         # isolation_level=None: autocommit; transactions are explicit (BEGIN IMMEDIATE ... COMMIT).
         self._conn = sqlite3.connect(self.path, timeout=busy_timeout_s, isolation_level=None)
-        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-        self._conn.execute("PRAGMA journal_mode = WAL")
-        self._conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives a power cut too
-        self._conn.execute(_SCHEMA)
+        try:
+            with _damage_is_clear(self.path):
+                self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+                self._conn.execute("PRAGMA journal_mode = WAL")
+                self._conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives a power cut too
+                self._conn.execute(_SCHEMA)
+        except BaseException:
+            self._conn.close()
+            raise
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedLabel]:
         keys = list(dict.fromkeys(keys))
         found: dict[str, CachedLabel] = {}
-        for start in range(0, len(keys), _QUERY_CHUNK):
-            chunk = keys[start : start + _QUERY_CHUNK]
-            marks = ",".join("?" * len(chunk))
-            rows = self._conn.execute(
-                f"SELECT key, p_optimistic, explanation FROM router_labels WHERE key IN ({marks})", chunk
-            )
-            found.update((k, CachedLabel(p, e)) for k, p, e in rows)
+        with _damage_is_clear(self.path):
+            for start in range(0, len(keys), _QUERY_CHUNK):
+                chunk = keys[start : start + _QUERY_CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows = self._conn.execute(
+                    f"SELECT key, p_optimistic, explanation FROM router_labels WHERE key IN ({marks})", chunk
+                )
+                found.update((k, CachedLabel(p, e)) for k, p, e in rows)
         return found
 
     def put_many(self, entries: Iterable[CacheEntry]) -> int:
@@ -81,24 +114,27 @@ class LabelCache:
         explanation keeps an explanation already stored for the same key."""
         now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
         rows = [(*e, now) for e in entries]
-        self._conn.execute("BEGIN IMMEDIATE")
-        try:
-            self._conn.executemany(
-                """INSERT INTO router_labels (key, model_id, prompt_version, prompt_sha256, p_optimistic,
-                                              explanation, created_at)
-                   VALUES (?, ?, ?, ?, ?, ?, ?)
-                   ON CONFLICT(key) DO UPDATE SET p_optimistic = excluded.p_optimistic,
-                       explanation = COALESCE(excluded.explanation, router_labels.explanation)""",
-                rows,
-            )
-            self._conn.execute("COMMIT")
-        except BaseException:
-            self._conn.execute("ROLLBACK")
-            raise
+        with _damage_is_clear(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                self._conn.executemany(
+                    """INSERT INTO router_labels (key, model_id, prompt_version, prompt_sha256, p_optimistic,
+                                                  explanation, created_at)
+                       VALUES (?, ?, ?, ?, ?, ?, ?)
+                       ON CONFLICT(key) DO UPDATE SET p_optimistic = excluded.p_optimistic,
+                           explanation = COALESCE(excluded.explanation, router_labels.explanation)""",
+                    rows,
+                )
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
         return len(rows)
 
     def __len__(self) -> int:
-        return self._conn.execute("SELECT COUNT(*) FROM router_labels").fetchone()[0]
+        with _damage_is_clear(self.path):
+            return self._conn.execute("SELECT COUNT(*) FROM router_labels").fetchone()[0]
 
     def integrity_ok(self) -> bool:
         return self._conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

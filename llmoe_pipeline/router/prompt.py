@@ -29,6 +29,17 @@ import pandas as pd
 from llmoe_pipeline.hashing import sha256_text  # other modules import it from here too
 
 PROMPT_VERSION = "v2"
+PARTS = ("prices", "news")  # what a window's prompt shows; the ablations leave one out
+
+
+def prompt_version(parts: tuple[str, ...] = PARTS) -> str:
+    """The template's name for `parts`: "v2", or "v2-prices-only" / "v2-news-only" (their labels never mix)."""
+    if set(parts) == set(PARTS):
+        return PROMPT_VERSION
+    if not parts or not set(parts) <= set(PARTS):
+        raise ValueError(f"prompt parts must be a non-empty subset of {PARTS}, got {parts}")
+    return f"{PROMPT_VERSION}-{parts[0]}-only"
+
 
 DEFAULT_MAX_NEWS_CHARS = 400  # ≈ 100 tokens of headlines per window
 DEFAULT_MAX_HEADLINE_CHARS = 100  # ≈ 25 tokens per headline
@@ -134,16 +145,19 @@ def window_prompt(
     news: list[tuple[str, list[str]]],
     max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
     max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS,
+    parts: tuple[str, ...] = PARTS,
 ) -> str:
-    """The user message for one window (oldest day first in `days` and `news`)."""
-    return (
-        f"Stock: {ticker}\n"
-        f"Last {len(days)} trading days, oldest first. Columns, in percent: return, range "
-        "(high-low)/close, close vs its 5-day and 20-day average.\n"
-        f"{price_table(days)}\n\n"
-        f"{news_block(news, max_news_chars, max_headline_chars)}\n\n"
-        f"{SCORE_QUESTION.format(ticker=ticker)}"
-    )
+    """The user message for one window (oldest day first in `days` and `news`); `parts` leaves out the price
+    lines or the headlines (the router ablations)."""
+    sections = [f"Stock: {ticker}"]
+    if "prices" in parts:
+        sections[0] += (
+            f"\nLast {len(days)} trading days, oldest first. Columns, in percent: return, range "
+            f"(high-low)/close, close vs its 5-day and 20-day average.\n{price_table(days)}"
+        )
+    if "news" in parts:
+        sections.append(news_block(news, max_news_chars, max_headline_chars))
+    return "\n\n".join([*sections, SCORE_QUESTION.format(ticker=ticker)])
 
 
 def build_prompts(
@@ -152,6 +166,7 @@ def build_prompts(
     window: int = 5,
     max_news_chars: int = DEFAULT_MAX_NEWS_CHARS,
     max_headline_chars: int = DEFAULT_MAX_HEADLINE_CHARS,
+    parts: tuple[str, ...] = PARTS,
 ) -> pd.DataFrame:
     """One prompt per feature row (ticker, window end t).
 
@@ -188,7 +203,9 @@ def build_prompts(
             dates = [day_label(d) for d in trading[p - window + 1 : p + 1]]
             table = [(dates[k], *(values[name][i, k] for name in lag_cols)) for k in range(window)]
             window_news = [(dates[k], headlines[p - window + 1 + k]) for k in range(window)]
-            by_index[rows.index[i]] = window_prompt(ticker, table, window_news, max_news_chars, max_headline_chars)
+            by_index[rows.index[i]] = window_prompt(
+                ticker, table, window_news, max_news_chars, max_headline_chars, parts
+            )
     text = [by_index[i] for i in features.index]
     out = features[["ticker", "date", "split"]].reset_index(drop=True).copy()
     out["prompt"] = text

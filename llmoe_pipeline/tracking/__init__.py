@@ -3,7 +3,7 @@ tag names (tags) and the sqlite store lock (store). The public names are re-expo
 
 from llmoe_pipeline.tracking.models import ModelToLog, fluent_tracking_uri
 from llmoe_pipeline.tracking.provenance import data_files_hash, file_sha256, provenance_tags
-from llmoe_pipeline.tracking.redaction import REDACTED, is_secret_key, redact, redact_argv, redact_url
+from llmoe_pipeline.tracking.redaction import REDACTED, is_secret_key, redact, redact_argv, redact_text, redact_url
 from llmoe_pipeline.tracking.tags import (
     ARGV_TAG,
     CODE_VERSION_TAG,
@@ -52,5 +52,6 @@ __all__ = [
     "provenance_tags",
     "redact",
     "redact_argv",
+    "redact_text",
     "redact_url",
 ]

@@ -82,6 +82,12 @@ def _scrub(text: str, env_secrets: list[str]) -> str:
     return _SECRET_VALUE.sub(REDACTED, text)
 
 
+def redact_text(text: str) -> str:
+    """Free text (an error message, a log line) with URL credentials and query values, token formats and the
+    values of secret environment variables masked."""
+    return _scrub(str(text), _environment_secrets())
+
+
 def redact(mapping: Mapping[str, Any] | None) -> dict[str, str]:
     """String copy of `mapping` that is safe to log: secret-looking keys get their value masked, and
     secret values (token formats, values of secret environment variables, URL credentials and query

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dagster as dg
 import numpy as np
+import pandas as pd
 import pytest
 
 from llmoe_pipeline.defs.io_manager import load_asset_value
@@ -41,7 +42,9 @@ def first_refresh(graph):
 def test_one_refresh_materializes_every_asset_of_the_ticker(graph, first_refresh):
     settings, defs, instance = graph
     every = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    expected = (every - {"expert_models/llm"}) | {"expert_models/llm[optimistic]", "expert_models/llm[pessimistic]"}
+    experts = {k for k in every if k.startswith("expert_models/")}
+    assert experts == {f"expert_models/{v}" for v in ("llm", "momentum", "random", "oracle")}
+    expected = (every - experts) | {f"{k}[{r}]" for k in experts for r in ("optimistic", "pessimistic")}
     assert set(first_refresh) == expected
     labels = first_refresh["router_labels"]
     assert labels["labelled_now"] == labels["rows"] == len(fakes.SCORED) > 150
@@ -70,7 +73,8 @@ def test_predictions_and_results_cover_every_model_and_seed(graph, first_refresh
     settings, defs, instance = graph
     results = defs.load_asset_value("backtest_results", partition_key="AAPL", instance=instance)
     seeds = results.groupby("model")["seed"].nunique().to_dict()
-    assert seeds == {"LLMoE": 2, "MoE": 2, "LSTM": 2, "MLP": 2, "LightGBM": 2, "Buy&Hold": 1}
+    variants = ["LLMoE", "LLMoE[momentum]", "LLMoE[random]", "LLMoE[single]", "LLMoE[oracle]"]
+    assert seeds == {**dict.fromkeys(variants, 2), "MoE": 2, "LSTM": 2, "MLP": 2, "LightGBM": 2, "Buy&Hold": 1}
     urls = defs.load_asset_value("mlflow_runs", partition_key="AAPL", instance=instance)
     assert set(urls) == set(seeds) and all(u.startswith("http://127.0.0.1:5000/#/experiments/") for u in urls.values())
     preds = defs.load_asset_value("predictions", partition_key="AAPL", instance=instance)
@@ -145,6 +149,8 @@ def test_adding_a_baseline_is_one_registry_entry_and_its_fit_function(tmp_path, 
     )
     monkeypatch.setattr(registry, "BASELINES", (*registry.BASELINES, logreg))
     settings = slice_settings(tmp_path, data_dir)
+    router = settings.protocol.router.model_copy(update={"variants": ["llm"]})  # the paper's LLMoE only: faster
+    settings = settings.model_copy(update={"protocol": settings.protocol.model_copy(update={"router": router})})
     defs = fake_definitions(settings)
     done = materializations(refresh_ticker(defs, "AAPL", dg.DagsterInstance.ephemeral()))
     assert done["baseline_models/logreg"]["seeds"] == 2
@@ -153,3 +159,54 @@ def test_adding_a_baseline_is_one_registry_entry_and_its_fit_function(tmp_path, 
     assert order == ["LLMoE", "MoE", "LSTM", "MLP", "LightGBM", "LogReg", "Buy&Hold"]
     urls = load_asset_value(settings.home / "assets", ["mlflow_runs"], "AAPL")
     assert "LogReg" in urls
+
+
+def test_significance_compares_every_llmoe_variant_with_every_model(graph, first_refresh):
+    settings, defs, instance = graph
+    value = defs.load_asset_value("significance", partition_key="AAPL", instance=instance)
+    pairs = pd.DataFrame(value["test"]["pairs"])
+    llmoe = pairs[pairs["model_a"] == "LLMoE"]
+    assert set(llmoe["model_b"]) == {
+        "LLMoE[momentum]",
+        "LLMoE[random]",
+        "LLMoE[single]",
+        "LLMoE[oracle]",
+        "MoE",
+        "LSTM",
+        "MLP",
+        "LightGBM",
+        "Buy&Hold",
+    }
+    assert pairs.loc[pairs["model_b"] == "LLMoE[oracle]", "uses_future"].all()
+    mcs = pd.DataFrame(value["test"]["mcs"]).set_index("model")
+    assert pd.isna(mcs.loc["LLMoE[oracle]", "in_mcs"])  # the oracle never competes in the confidence set
+    diagnostics = defs.load_asset_value("router_diagnostics", partition_key="AAPL", instance=instance)
+    auc = diagnostics[(diagnostics["metric"] == "auc") & (diagnostics["split"] == "test")].set_index("variant")
+    assert auc.loc["oracle", "value"] == 1.0 and set(auc.index) == {"llm", "momentum", "random", "oracle"}
+
+
+def test_walk_forward_is_an_asset_when_enabled_and_feeds_the_verdict(tmp_path, data_dir):
+    from llmoe_pipeline.runner import load_evidence
+    from llmoe_pipeline.verdict import verdict_text
+
+    settings = slice_settings(tmp_path, data_dir)
+    protocol = settings.protocol.model_copy(
+        update={
+            "walk_forward": settings.protocol.walk_forward.model_copy(
+                update={"enabled": True, "first_year": 2013, "last_year": 2013}
+            ),
+            "router": settings.protocol.router.model_copy(update={"variants": ["llm", "random"]}),
+        }
+    )
+    settings = settings.model_copy(update={"protocol": protocol})
+    defs = fake_definitions(settings)
+    instance = dg.DagsterInstance.ephemeral()
+    done = materializations(refresh_ticker(defs, "AAPL", instance))
+    assert "walk_forward_returns" in done and done["walk_forward_returns"]["years"] == [2013]
+    walk = defs.load_asset_value("walk_forward_returns", partition_key="AAPL", instance=instance)
+    assert walk["date"].min() >= pd.Timestamp("2013-01-01") and set(walk["year"]) == {2013}
+    value = defs.load_asset_value("significance", partition_key="AAPL", instance=instance)
+    assert set(value) == {"test", "walk_forward"}
+    evidence = load_evidence(defs, settings, "AAPL", instance)
+    assert list(evidence.yearly.columns) == [2013]
+    assert "Walk-forward (1 years): LLMoE Sharpe" in verdict_text(evidence)

@@ -570,11 +570,17 @@ def test_model_path_that_does_not_exist_is_one_clear_error(kind, tmp_path, home)
         "relative_path": "no-such-dir/no-such-model",
         "folder_without_config": str(tmp_path),
     }[kind]
-    expected = "has no config.json" if kind == "folder_without_config" else "is not available locally"
+    expected = {
+        "absolute_path": "does not exist",
+        "relative_path": "is not available locally",
+        "folder_without_config": "has no config.json",
+    }[kind]
     with pytest.raises(ModelNotFoundError) as err:
         resolve_model(name, home=home)
     assert name in str(err.value) and expected in str(err.value)
-    if kind != "folder_without_config":
+    # A path gets a path's advice; only a Hugging Face id is told how to download it.
+    assert ("hf download" in str(err.value)) == (kind == "relative_path")
+    if kind == "relative_path":
         with pytest.raises(ModelNotFoundError, match="Nothing is downloaded"):
             model_id_of(name)
     assert snapshot(home) == {}
@@ -868,7 +874,8 @@ def test_invalid_protocol_given_to_dagster_fails_the_run_and_changes_no_stored_a
     slices, good_home, tmp_path, monkeypatch
 ):
     """The protocol resource holds plain values (the launchpad can edit them): an invalid protocol that did not
-    come through load_settings still fails the raw assets' steps, and nothing stored changes."""
+    come through load_settings still fails raw_prices' step (raw_headlines, which reads raw_prices for its
+    news-coverage check, does not run), and nothing stored changes."""
     from llmoe_pipeline.defs.resources import ProtocolResource
 
     home = _home_copy(good_home, tmp_path)
@@ -878,7 +885,7 @@ def test_invalid_protocol_given_to_dagster_fails_the_run_and_changes_no_stored_a
     bad = ProtocolResource(protocol={**protocol, "split": {**protocol["split"], **BAD_SPLIT}})
     result = materialize_pipeline(home, config_file, monkeypatch, resources={"protocol": bad})
     failures = step_failure_text(result)
-    assert not result.success and set(failures) == {"raw_prices", "raw_headlines"}
+    assert not result.success and set(failures) == {"raw_prices"}
     assert all(BAD_SPLIT_MESSAGE in text for text in failures.values())
     assert snapshot(home) == before
 
@@ -894,9 +901,10 @@ def _blocking_case(name: str, slices: Slices, folder: Path) -> Path:
 
 
 # case: (failing check, failing step, assets Dagster records as materialized: the checked asset itself is)
-# The asset whose blocking check fails is not materialized: it fails before its value is stored.
+# The asset whose blocking check fails is not materialized: it fails before its value is stored (and
+# raw_headlines, which reads raw_prices for its news-coverage check, does not run without it).
 BLOCKING = {
-    "too_few_days": ("enough_clean_days", "raw_prices", {"raw_headlines"}),
+    "too_few_days": ("enough_clean_days", "raw_prices", set()),
     "no_test_rows": ("split_order", "feature_windows", {"raw_prices", "raw_headlines"}),
 }
 

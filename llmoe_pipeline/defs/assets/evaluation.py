@@ -13,37 +13,54 @@ from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_ke
 from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
 from llmoe_pipeline.evaluation import RoutedExperts, equity_curves, evaluate, predict_all
 from llmoe_pipeline.models import BUY_AND_HOLD, LLMoESearch, ModelSet, registry
+from llmoe_pipeline.models.training import SINGLE_EXPERT
 from llmoe_pipeline.plots import plot_drawdown, plot_equity, plot_regimes
 from llmoe_pipeline.regimes import apply_threshold
 from llmoe_pipeline.report import summarize, to_markdown
-from llmoe_pipeline.routing import VARIANTS
+from llmoe_pipeline.routing import RouterVariant, uses_future
 
 
-def model_inputs() -> dict[str, dg.AssetIn]:
-    """Every trained model of a ticker: each variant's routing, grid choice and experts, and each baseline."""
+def model_inputs(variants: list[RouterVariant]) -> dict[str, dg.AssetIn]:
+    """Every trained model of a ticker: each variant's routing, grid choice and experts (or the single expert),
+    and each baseline."""
     ins = {}
-    for v in VARIANTS:
+    for v in variants:
+        if not v.experts:
+            ins[f"single__{v.name}"] = dg.AssetIn(SINGLE_EXPERT)
+            continue
         ins[f"routing__{v.name}"] = dg.AssetIn(v.routing_asset)
         ins[f"search__{v.name}"] = dg.AssetIn(["llmoe_search", v.name])
         ins[f"experts__{v.name}"] = dg.AssetIn(["expert_models", v.name])
-    ins |= {f"baseline__{s.name}": dg.AssetIn(["baseline_models", s.name]) for s in registry.BASELINES}
-    return ins
+    return ins | {f"baseline__{s.name}": dg.AssetIn(["baseline_models", s.name]) for s in registry.BASELINES}
 
 
-def routed_experts(values: dict) -> dict[str, RoutedExperts]:
+def routed_labels(values: dict, variant: RouterVariant) -> pd.DataFrame:
+    """The variant's routing table with `label` at the threshold its LLMoE grid chose."""
+    search: LLMoESearch = values[f"search__{variant.name}"]
+    return apply_threshold(values[f"routing__{variant.name}"], search.threshold)
+
+
+def routed_experts(values: dict, variants: list[RouterVariant]) -> dict[str, RoutedExperts]:
     """Display name → experts (regime → seed → model) and the labels at the chosen threshold, per variant."""
     out = {}
-    for v in VARIANTS:
-        search: LLMoESearch = values[f"search__{v.name}"]
-        by_regime = {split_expert_partition_key(pk)[1]: ms.models for pk, ms in values[f"experts__{v.name}"].items()}
-        out[v.display_name] = RoutedExperts(by_regime, apply_threshold(values[f"routing__{v.name}"], search.threshold))
+    for v in variants:
+        if v.experts:
+            experts = values[f"experts__{v.name}"].items()
+            by_regime = {split_expert_partition_key(pk)[1]: ms.models for pk, ms in experts}
+            out[v.display_name] = RoutedExperts(by_regime, routed_labels(values, v))
     return out
 
 
-def model_sets(values: dict) -> dict[str, dict[str, ModelSet]]:
+def plain_models(values: dict, variants: list[RouterVariant]) -> dict[str, ModelSet]:
+    """Display name → model set of every model that predicts without routing: the single expert, the baselines."""
+    out = {v.display_name: values[f"single__{v.name}"] for v in variants if not v.experts}
+    return out | {s.display_name: values[f"baseline__{s.name}"] for s in registry.BASELINES}
+
+
+def model_sets(values: dict, variants: list[RouterVariant]) -> dict[str, dict[str, ModelSet]]:
     """Display name → {part name: model set} (LLMoE: one part per expert)."""
-    out = {v.display_name: {ms.name: ms for ms in values[f"experts__{v.name}"].values()} for v in VARIANTS}
-    return out | {s.display_name: {s.name: values[f"baseline__{s.name}"]} for s in registry.BASELINES}
+    out = {v.display_name: {ms.name: ms for ms in values[f"experts__{v.name}"].values()} for v in variants if v.experts}
+    return out | {name: {ms.name: ms} for name, ms in plain_models(values, variants).items()}
 
 
 def _png_markdown(path: Path) -> dg.MetadataValue:
@@ -51,25 +68,30 @@ def _png_markdown(path: Path) -> dg.MetadataValue:
     return dg.MetadataValue.md(f"![{path.name}](data:image/png;base64,{data})")
 
 
-def build_evaluation_assets(partitions: Partitions) -> list:
+def _legend(curves: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    return {f"{k} (uses the future)" if uses_future(k) else k: v for k, v in curves.items()}
+
+
+def build_evaluation_assets(partitions: Partitions, variants: list[RouterVariant]) -> list:
+    llm = next(v for v in variants if v.name == "llm")
+
     @dg.asset(
         partitions_def=partitions.tickers,
         group_name="evaluation",
         kinds={"parquet"},
         owners=OWNERS,
-        ins={"feature_windows": dg.AssetIn(), **model_inputs()},
+        ins={"feature_windows": dg.AssetIn(), **model_inputs(variants)},
     )
     def predictions(context: dg.AssetExecutionContext, feature_windows: pd.DataFrame, **values) -> dg.Output:
         """P(up) of every model × seed on every validation and test day (LLMoE rows: with the routed regime)."""
-        routed = routed_experts(values)
-        baselines = {s.display_name: values[f"baseline__{s.name}"].models for s in registry.BASELINES}
-        table = predict_all(feature_windows, routed, baselines)
+        plain = {name: ms.models for name, ms in plain_models(values, variants).items()}
+        table = predict_all(feature_windows, routed_experts(values, variants), plain)
         return dg.Output(
             table,
             metadata={
                 "rows": len(table),
-                "models": dg.MetadataValue.json(sorted(table["model"].unique().tolist())),
                 "days": int(table["date"].nunique()),
+                "models": dg.MetadataValue.json(sorted(table["model"].unique().tolist())),
             },
         )
 
@@ -92,8 +114,8 @@ def build_evaluation_assets(partitions: Partitions) -> list:
         ins={
             "predictions": dg.AssetIn(),
             "raw_prices": dg.AssetIn(),
-            **{f"routing__{v.name}": dg.AssetIn(v.routing_asset) for v in VARIANTS[:1]},
-            **{f"search__{v.name}": dg.AssetIn(["llmoe_search", v.name]) for v in VARIANTS[:1]},
+            "routing__llm": dg.AssetIn(llm.routing_asset),
+            "search__llm": dg.AssetIn(["llmoe_search", "llm"]),
         },
     )
     def backtests(
@@ -111,18 +133,21 @@ def build_evaluation_assets(partitions: Partitions) -> list:
         plots_dir = model_store.artifacts_dir(ticker) / "plots"
         curves = equity_curves(daily, "test", cfg.backtest.cost_bps)
         bench = curves.pop(BUY_AND_HOLD).iloc[:, 0]
-        llm = VARIANTS[0]
-        routed = apply_threshold(values[f"routing__{llm.name}"], values[f"search__{llm.name}"].threshold)
-        test_labels = routed[routed["split"] == "test"].set_index("date")["label"]
+        test_labels = routed_labels(values, llm).query("split == 'test'").set_index("date")["label"]
         prices = raw_prices.set_index("date")["adj_close"].rename(f"{ticker} adj close")
         prices = prices.loc[test_labels.index.min() : test_labels.index.max()]
         plots = {
             "equity": plot_equity(
-                curves, bench, plots_dir / "equity.png", title=f"{ticker}: test equity (mean ± 1 std over seeds)"
+                _legend(curves),
+                bench,
+                plots_dir / "equity.png",
+                title=f"{ticker}: test equity (mean ± 1 std over seeds)",
             ),
-            "drawdown": plot_drawdown(curves, bench, plots_dir / "drawdown.png", title=f"{ticker}: test drawdown"),
+            "drawdown": plot_drawdown(
+                _legend(curves), bench, plots_dir / "drawdown.png", title=f"{ticker}: test drawdown"
+            ),
             "regimes": plot_regimes(
-                prices, test_labels, plots_dir / "regimes.png", title=f"{ticker}: router regimes (test)"
+                prices, test_labels, plots_dir / "regimes.png", title=f"{ticker}: LLM router regimes (test)"
             ),
         }
         summary = summarize(metrics[metrics["cost_bps"] == cfg.backtest.cost_bps])

@@ -1,10 +1,12 @@
-"""Models: the LLMoE grid (llmoe_search), its experts per ticker and regime (expert_models), and the
-baselines of the registry (baseline_models/<name>); llmoe_pipeline/models/ does the work.
+"""Models: per router variant, the LLMoE grid (llmoe_search/<variant>) and its experts per ticker and regime
+(expert_models/<variant>); the `single` ablation (llmoe_single); the registry's baselines (baseline_models/<name>).
+llmoe_pipeline/models/ does the work (training.py: the same functions the walk-forward uses).
 
-Every model is trained from a fingerprint of what training reads (rows, grid, seeds, code) and reused from
-the model store when nothing changed, so a nightly refresh retrains nothing unless the policy says so.
+Every model is trained from a fingerprint of what training reads (rows, grid, seeds, code) and reused from the
+model store when nothing changed, so a nightly refresh retrains nothing unless the policy says so.
 """
 
+import functools
 import time
 from collections.abc import Callable
 
@@ -15,28 +17,10 @@ from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_key
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
-from llmoe_pipeline.models import (
-    LLMoESearch,
-    ModelSet,
-    expert_param_grid,
-    input_columns,
-    registry,
-    router_labels_for,
-    search_router_threshold,
-    train_expert,
-)
-from llmoe_pipeline.models.experts import expert_name
+from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
+from llmoe_pipeline.models import training as tr
 from llmoe_pipeline.models.store import training_fingerprint
-from llmoe_pipeline.regimes import apply_threshold
-
-
-def training_rows(features: pd.DataFrame, labels: pd.DataFrame | None = None) -> pd.DataFrame:
-    """What training reads: the train/validation rows' dates, split, target and inputs (and router label)."""
-    used = features[features["split"].isin(["train", "validation"])]
-    frame = used[["date", "split", "target", *input_columns(features)]]
-    if labels is not None:
-        frame = frame.assign(label=router_labels_for(used, labels).to_numpy())
-    return frame
+from llmoe_pipeline.routing import RouterVariant
 
 
 def model_set_output(
@@ -75,9 +59,11 @@ def model_set_output(
     )
 
 
-def build_llmoe_assets(partitions: Partitions, variant: str = "llm", routing_asset: str = "router_labels") -> list:
-    """The LLMoE grid and experts for one router variant, whose routing scores are `routing_asset`."""
-    search_key = dg.AssetKey(["llmoe_search", variant])
+def build_llmoe_assets(partitions: Partitions, variant: RouterVariant) -> list:
+    """The LLMoE grid and its experts for one router variant (routing scores from `variant.routing_asset`)."""
+    search_key = dg.AssetKey(["llmoe_search", variant.name])
+    extra = {"llm_search": dg.AssetIn(["llmoe_search", "llm"])} if variant.threshold == "llm_share" else {}
+    future = " USES THE FUTURE: an upper bound, never a result." if variant.uses_future else ""
 
     @dg.asset(
         key=search_key,
@@ -85,7 +71,9 @@ def build_llmoe_assets(partitions: Partitions, variant: str = "llm", routing_ass
         group_name="models",
         kinds={"pytorch"},
         owners=OWNERS,
-        ins={"feature_windows": dg.AssetIn(), "routing": dg.AssetIn(routing_asset)},
+        ins={"feature_windows": dg.AssetIn(), "routing": dg.AssetIn(variant.routing_asset), **extra},
+        description=f"LLMoE grid for router `{variant.name}` ({variant.description}): the router threshold "
+        f"× each regime's network, chosen on the validation tail.{future}",
     )
     def llmoe_search(
         context: dg.AssetExecutionContext,
@@ -93,28 +81,23 @@ def build_llmoe_assets(partitions: Partitions, variant: str = "llm", routing_ass
         model_store: ModelStoreResource,
         feature_windows: pd.DataFrame,
         routing: pd.DataFrame,
-    ):
-        """The LLMoE grid on the validation tail: router threshold quantile × each regime's network."""
+        **llm,
+    ) -> dg.Output:
         cfg = protocol.config
-        rows = training_rows(feature_windows)
-        keys = pd.MultiIndex.from_frame(feature_windows.loc[rows.index, ["ticker", "date"]])
-        rows = rows.assign(p_optimistic=routing.set_index(["ticker", "date"])["p_optimistic"].reindex(keys).to_numpy())
+        quantiles = [llm["llm_search"].threshold_quantile] if "llm_search" in llm else None
+        fixed = variant.fixed_threshold if variant.threshold == "fixed" else None
         fingerprint = training_fingerprint(
-            rows,
+            tr.scored_rows(feature_windows, routing),
             asset=search_key.to_user_string(),
-            grid=expert_param_grid(cfg.experts),
-            quantiles=cfg.experts.threshold_quantile_grid,
-            search_seed=cfg.experts.search_seed,
+            **tr.search_settings(cfg, quantiles, fixed),
         )
         search, reused = model_store.store().get_or_train(
-            fingerprint,
-            LLMoESearch,
-            lambda: search_router_threshold(feature_windows, routing, cfg.experts, cfg.experts.search_seed),
+            fingerprint, LLMoESearch, lambda: tr.fit_llmoe_search(feature_windows, routing, cfg, quantiles, fixed)
         )
         progress_log(
             context,
-            f"router threshold quantile {search.threshold_quantile} (score > {search.threshold:.4f}) "
-            f"chosen on validation{' (reused)' if reused else ''}",
+            f"router threshold quantile {search.threshold_quantile} (score > "
+            f"{search.threshold:.4f}) chosen on validation{' (reused)' if reused else ''}",
         )
         return dg.Output(
             search,
@@ -125,16 +108,24 @@ def build_llmoe_assets(partitions: Partitions, variant: str = "llm", routing_ass
                 "search": dg.MetadataValue.md(search.table.to_markdown(index=False)),
                 "reused_from_cache": reused,
                 "fingerprint": fingerprint,
+                "uses_future": variant.uses_future,
             },
         )
 
     @dg.asset(
-        key=["expert_models", variant],
+        key=["expert_models", variant.name],
         partitions_def=partitions.experts,
         group_name="models",
         kinds={"pytorch"},
         owners=OWNERS,
-        ins={"feature_windows": dg.AssetIn(), "routing": dg.AssetIn(routing_asset), "search": dg.AssetIn(search_key)},
+        ins={
+            "feature_windows": dg.AssetIn(),
+            "routing": dg.AssetIn(variant.routing_asset),
+            "search": dg.AssetIn(search_key),
+        },
+        description=f"LLMoE experts for router `{variant.name}`: one feed-forward network (55→h1→h2→h3→1, "
+        "ReLU, dropout, sigmoid) per seed, trained only on the training days routed to this "
+        f"partition's regime, with the hyperparameters the LLMoE grid chose.{future}",
     )
     def expert_models(
         context: dg.AssetExecutionContext,
@@ -143,29 +134,52 @@ def build_llmoe_assets(partitions: Partitions, variant: str = "llm", routing_ass
         feature_windows: pd.DataFrame,
         routing: pd.DataFrame,
         search: LLMoESearch,
-    ):
-        """One feed-forward expert per seed, trained only on the training days routed to this partition's regime
-        (55→h1→h2→h3→1, ReLU, dropout, sigmoid), with the hyperparameters the LLMoE grid chose."""
+    ) -> dg.Output:
         cfg = protocol.config
         _, regime = split_expert_partition_key(context.partition_key)
-        routed = apply_threshold(routing, search.threshold)
-        params = search.expert_params(regime)
-        rows = training_rows(feature_windows, routed)
-        fingerprint = training_fingerprint(
-            rows[rows["label"] == regime],
-            asset=f"expert_models/{variant}/{regime}",
-            candidates=[params],
-            seeds=cfg.seeds,
-            search_seed=cfg.experts.search_seed,
+        key = f"expert_models/{variant.name}/{regime}"
+        fingerprint = tr.expert_fingerprint(feature_windows, routing, search, regime, cfg, key)
+        return model_set_output(
+            context,
+            model_store,
+            fingerprint,
+            lambda: tr.fit_expert_set(feature_windows, routing, search, regime, cfg.seeds),
         )
 
-        def train() -> ModelSet:
-            models = {seed: train_expert(feature_windows, routed, regime, params, seed) for seed in cfg.seeds}
-            return ModelSet(expert_name(regime), params, models, search.table)
-
-        return model_set_output(context, model_store, fingerprint, train)
-
     return [llmoe_search, expert_models]
+
+
+def build_single_expert_asset(partitions: Partitions, variant: RouterVariant):
+    @dg.asset(
+        name=tr.SINGLE_EXPERT,
+        partitions_def=partitions.tickers,
+        group_name="models",
+        kinds={"pytorch"},
+        owners=OWNERS,
+        description=f"Router ablation `single`: {variant.description} (the experts' grid on "
+        "the validation tail, then one network per seed).",
+    )
+    def llmoe_single(
+        context: dg.AssetExecutionContext,
+        protocol: ProtocolResource,
+        model_store: ModelStoreResource,
+        feature_windows: pd.DataFrame,
+    ) -> dg.Output:
+        cfg = protocol.config
+        fingerprint = tr.single_expert_fingerprint(feature_windows, cfg, tr.SINGLE_EXPERT)
+        return model_set_output(
+            context, model_store, fingerprint, lambda: tr.fit_single_expert_set(feature_windows, cfg)
+        )
+
+    return llmoe_single
+
+
+def build_model_assets(partitions: Partitions, variants: list[RouterVariant]) -> list:
+    """Every variant's LLMoE assets (or the single expert) and the baselines."""
+    out: list = []
+    for v in variants:
+        out += build_llmoe_assets(partitions, v) if v.experts else [build_single_expert_asset(partitions, v)]
+    return out + build_baseline_assets(partitions)
 
 
 def build_baseline_assets(partitions: Partitions) -> list:
@@ -193,31 +207,16 @@ def build_baseline_assets(partitions: Partitions) -> list:
         feature_windows: pd.DataFrame,
     ):
         cfg = protocol.config
-        rows = training_rows(feature_windows)
         for spec in registry.BASELINES:
             key = dg.AssetKey(["baseline_models", spec.name])
-            if key not in context.selected_asset_keys:
-                continue
-            candidates = spec.candidates(cfg.baselines)
-            fingerprint = training_fingerprint(
-                rows,
-                asset=key.to_user_string(),
-                candidates=candidates,
-                seeds=cfg.seeds,
-                search_seed=cfg.baselines.search_seed,
-            )
-
-            def train(spec=spec) -> ModelSet:
-                search = spec.search(feature_windows, cfg.baselines)
-                # The search's winning fit is seed search_seed: reuse it rather than fitting it again.
-                models = {
-                    seed: search.best_model
-                    if seed == cfg.baselines.search_seed
-                    else spec.fit(feature_windows, search.best_params, seed)
-                    for seed in cfg.seeds
-                }
-                return ModelSet(spec.name, search.best_params, models, search.table)
-
-            yield model_set_output(context, model_store, fingerprint, train, output_name=spec.name)
+            if key in context.selected_asset_keys:
+                fingerprint = tr.baseline_fingerprint(spec, feature_windows, cfg, key.to_user_string())
+                yield model_set_output(
+                    context,
+                    model_store,
+                    fingerprint,
+                    functools.partial(tr.fit_baseline_set, spec, feature_windows, cfg),
+                    output_name=spec.name,
+                )
 
     return [baseline_models]

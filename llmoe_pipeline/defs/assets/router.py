@@ -1,4 +1,5 @@
-"""router_labels: the LLM reads each 5-day window and routes it Optimistic/Pessimistic (llmoe_pipeline/router/)."""
+"""Routing: the LLM reads each 5-day window and scores it Optimistic/Pessimistic (router_labels; llmoe_pipeline/
+router/), the LLM ablations that see part of the prompt, and the rule routers' scores (llmoe_pipeline/routing.py)."""
 
 import time
 
@@ -6,34 +7,59 @@ import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.data import daily_news
-from llmoe_pipeline.defs.checks import OWNERS, checks_then_output
+from llmoe_pipeline.defs.checks import OWNERS, checks_then_output, retry_only
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
 from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, apply_threshold, fit_threshold, regime_counts, too_few_windows
+from llmoe_pipeline.router.backends.openai import ServerUnavailableError
 from llmoe_pipeline.router.labels import label_windows
-from llmoe_pipeline.router.prompt import PROMPT_VERSION, build_prompts
+from llmoe_pipeline.router.prompt import build_prompts, prompt_version
+from llmoe_pipeline.routing import RULE_SCORES, RouterVariant, random_scores
+
+RETRY_DELAY_S = 5  # a router server that is restarting answers again within seconds
 
 
-def build_router_assets(partitions: Partitions) -> list:
+def _trainable_check(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "both_regimes_trainable",
+        asset=asset,
+        blocking=True,
+        description="each regime has enough train and validation windows for an expert",
+    )
+
+
+def _regime_checks(labels: pd.DataFrame) -> list[dg.AssetCheckResult]:
+    short = too_few_windows(regime_counts(labels))
+    return [
+        dg.AssetCheckResult(
+            check_name="both_regimes_trainable",
+            passed=not short,
+            metadata={"too_few": dg.MetadataValue.json(short), "needed": dg.MetadataValue.json(MIN_ROWS_PER_REGIME)},
+        )
+    ]
+
+
+def llm_router_asset(partitions: Partitions, variant: RouterVariant):
+    name, parts = variant.routing_asset, variant.prompt_parts or ()
+    version = prompt_version(parts)
+
     @dg.asset(
+        name=name,
         partitions_def=partitions.tickers,
         group_name="router",
         kinds={"vllm", "parquet"},
         owners=OWNERS,
-        pool="llm",  # one language model in memory at a time (dagster.yaml: pools default_limit 1)
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=15, backoff=dg.Backoff.EXPONENTIAL),
-        code_version=PROMPT_VERSION,
-        check_specs=[
-            dg.AssetCheckSpec(
-                "both_regimes_trainable",
-                asset="router_labels",
-                blocking=True,
-                description="each regime has enough train and validation windows for an expert",
-            )
-        ],
+        pool="llm",  # one language model in memory at a time (dagster.yaml: pool limit 1)
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_S, backoff=dg.Backoff.EXPONENTIAL),
+        code_version=version,
+        check_specs=[_trainable_check(name)],
+        description=f"Router variant `{variant.name}`: {variant.description}. p_optimistic per window, with "
+        "an explanation, model id and prompt hash; cached by content (only windows whose model, "
+        "prompt version and prompt text are new reach the model); the threshold is fitted on the "
+        "training windows only.",
     )
-    def router_labels(
+    def router(
         context: dg.AssetExecutionContext,
         protocol: ProtocolResource,
         llm_router: LLMRouterResource,
@@ -41,11 +67,6 @@ def build_router_assets(partitions: Partitions) -> list:
         raw_prices: pd.DataFrame,
         raw_headlines: pd.DataFrame,
     ):
-        """Optimistic/Pessimistic per window, with p_optimistic, an explanation, model id and prompt hash.
-
-        Cached by content: only windows whose (model, prompt version, prompt text) is new reach the model.
-        The threshold on p_optimistic is fitted on the training windows only.
-        """
         cfg = protocol.config
         windows = feature_windows[feature_windows["split"] != "none"]
         prompts = build_prompts(
@@ -54,6 +75,7 @@ def build_router_assets(partitions: Partitions) -> list:
             window=cfg.window,
             max_news_chars=cfg.router.max_news_chars,
             max_headline_chars=cfg.router.max_headline_chars,
+            parts=parts,
         )
         explain = prompts["split"].isin(cfg.router.explain_splits).to_numpy()
         started, last_log = time.time(), [0.0]
@@ -63,7 +85,8 @@ def build_router_assets(partitions: Partitions) -> list:
                 last_log[0] = time.time()
                 progress_log(context, f"router: {done}/{total} windows labelled ({rate:.1f} prompts/s)")
 
-        with llm_router.cache() as cache:
+        # A server that is down or busy may answer on the next try; anything else fails the same way again.
+        with retry_only(ServerUnavailableError, TimeoutError), llm_router.cache() as cache:
             labels = label_windows(
                 prompts,
                 llm_router.backend_factory(),
@@ -71,43 +94,70 @@ def build_router_assets(partitions: Partitions) -> list:
                 explain_mask=explain,
                 batch_size=llm_router.config.batch_size,
                 progress=progress,
+                prompt_version=version,
             )
         threshold = fit_threshold(labels, cfg.router.threshold_quantile)
         labels = apply_threshold(labels, threshold)
-        counts = regime_counts(labels)
         n_new = int((~labels["from_cache"]).sum())
         sample = labels[labels["explanation"].fillna("") != ""].tail(5)
-        metadata = {
-            "rows": len(labels),
-            "labelled_now": n_new,
-            "from_cache": len(labels) - n_new,
-            "seconds": round(time.time() - started, 1),
-            "threshold": float(threshold),
-            "model_id": str(labels["model_id"].iloc[0]),
-            "prompt_version": PROMPT_VERSION,
-            "label_balance": dg.MetadataValue.json(counts),
-            "p_optimistic_mean": float(labels["p_optimistic"].mean()),
-            "example_prompt": dg.MetadataValue.md(f"```\n{prompts['prompt'].iloc[-1]}\n```"),
-            "recent_explanations": dg.MetadataValue.md(
-                sample[["date", "label", "p_optimistic", "explanation"]].astype(str).to_markdown(index=False)
-                if len(sample)
-                else "(none)"
-            ),
-        }
-        short = too_few_windows(counts)
         yield from checks_then_output(
             labels,
-            [
-                dg.AssetCheckResult(
-                    check_name="both_regimes_trainable",
-                    passed=not short,
-                    metadata={
-                        "too_few": dg.MetadataValue.json(short),
-                        "needed": dg.MetadataValue.json(MIN_ROWS_PER_REGIME),
-                    },
-                )
-            ],
-            metadata=metadata,
+            _regime_checks(labels),
+            metadata={
+                "rows": len(labels),
+                "labelled_now": n_new,
+                "from_cache": len(labels) - n_new,
+                "seconds": round(time.time() - started, 1),
+                "threshold": float(threshold),
+                "model_id": str(labels["model_id"].iloc[0]),
+                "prompt_version": version,
+                "label_balance": dg.MetadataValue.json(regime_counts(labels)),
+                "p_optimistic_mean": float(labels["p_optimistic"].mean()),
+                "example_prompt": dg.MetadataValue.md(f"```\n{prompts['prompt'].iloc[-1]}\n```"),
+                "recent_explanations": dg.MetadataValue.md(
+                    sample[["date", "label", "p_optimistic", "explanation"]].astype(str).to_markdown(index=False)
+                    if len(sample)
+                    else "(none)"
+                ),
+            },
         )
 
-    return [router_labels]
+    return router
+
+
+def rule_router_asset(partitions: Partitions, variant: RouterVariant):
+    score = RULE_SCORES[variant.name]
+
+    @dg.asset(
+        name=variant.routing_asset,
+        partitions_def=partitions.tickers,
+        group_name="router",
+        kinds={"pandas", "parquet"},
+        owners=OWNERS,
+        code_version="1",
+        description=f"Router variant `{variant.name}`: {variant.description}. Its routing score per window "
+        "(column p_optimistic: higher = Optimistic); no language model."
+        + (" USES THE FUTURE: an upper bound, never a result." if variant.uses_future else ""),
+    )
+    def scores(protocol: ProtocolResource, feature_windows: pd.DataFrame) -> dg.Output:
+        windows = feature_windows[feature_windows["split"] != "none"].reset_index(drop=True)
+        table = (
+            random_scores(windows, protocol.config.router.random_seed) if variant.name == "random" else score(windows)
+        )
+        return dg.Output(
+            table,
+            metadata={
+                "rows": len(table),
+                "uses_future": variant.uses_future,
+                "score_mean": float(table["p_optimistic"].mean()),
+            },
+        )
+
+    return scores
+
+
+def build_router_assets(partitions: Partitions, variants: list[RouterVariant]) -> list:
+    """One routing asset per enabled variant that has a score (`single` has none)."""
+    return [
+        llm_router_asset(partitions, v) if v.is_llm else rule_router_asset(partitions, v) for v in variants if v.experts
+    ]

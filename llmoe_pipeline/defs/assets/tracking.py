@@ -15,7 +15,7 @@ from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import MLflowResource, ModelStoreResource, ProtocolResource
 from llmoe_pipeline.features import window_columns
 from llmoe_pipeline.hashing import sha256_text
-from llmoe_pipeline.routing import VARIANTS
+from llmoe_pipeline.routing import RouterVariant
 from llmoe_pipeline.tracking.provenance import data_files_hash
 from llmoe_pipeline.tracking.records import log_records, model_records
 
@@ -29,7 +29,7 @@ def router_tags(labels: pd.DataFrame, threshold: float) -> dict[str, str]:
     }
 
 
-def build_tracking_assets(partitions: Partitions) -> list:
+def build_tracking_assets(partitions: Partitions, variants: list[RouterVariant]) -> list:
     @dg.asset(
         partitions_def=partitions.tickers,
         group_name="evaluation",
@@ -40,7 +40,7 @@ def build_tracking_assets(partitions: Partitions) -> list:
             "backtest_results": dg.AssetIn(),
             "predictions": dg.AssetIn(),
             "feature_windows": dg.AssetIn(),
-            **model_inputs(),
+            **model_inputs(variants),
         },
     )
     def mlflow_runs(
@@ -65,13 +65,14 @@ def build_tracking_assets(partitions: Partitions) -> list:
         variant_tags = {
             v.display_name: {
                 "llmoe.router_variant": v.name,
-                "llmoe.router_threshold": f"{values[f'search__{v.name}'].threshold:.6f}",
+                **({"llmoe.router_threshold": f"{values[f'search__{v.name}'].threshold:.6f}"} if v.experts else {}),
+                # The oracle reads the future: marked on its runs so that no comparison mistakes it for a result.
                 **({"llmoe.uses_future": "true"} if v.uses_future else {}),
             }
-            for v in VARIANTS
+            for v in variants
         }
         records = model_records(
-            backtest_results, predictions, model_sets(values), example.to_numpy(np.float32), variant_tags
+            backtest_results, predictions, model_sets(values, variants), example.to_numpy(np.float32), variant_tags
         )
         urls = log_records(
             mlflow.tracker(),
@@ -86,7 +87,7 @@ def build_tracking_assets(partitions: Partitions) -> list:
         return dg.Output(
             urls,
             metadata={
-                "mlflow_llmoe_run": dg.MetadataValue.url(urls[VARIANTS[0].display_name]),
+                "mlflow_llmoe_run": dg.MetadataValue.url(urls["LLMoE"]),
                 "mlflow_parent_runs": dg.MetadataValue.json(urls),
             },
         )

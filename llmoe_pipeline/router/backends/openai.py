@@ -23,6 +23,12 @@ from llmoe_pipeline.router.model import folder_model_id
 from llmoe_pipeline.router.prompt import chat_messages
 from llmoe_pipeline.tracking.redaction import redact_url
 
+RETRYABLE_HTTP = {429, 500, 502, 503, 504}  # the server is busy or restarting: worth another try
+
+
+class ServerUnavailableError(ConnectionError):
+    """The router server cannot be reached or is temporarily failing: a retry can succeed."""
+
 
 class OpenAIBackend(RouterBackend):
     """Any OpenAI-compatible server (e.g. `vllm serve <folder> --logprobs-mode processed_logprobs`).
@@ -57,24 +63,32 @@ class OpenAIBackend(RouterBackend):
         self.label_ids = self._label_ids()
         self._pool = concurrent.futures.ThreadPoolExecutor(config.max_concurrency, thread_name_prefix="llmoe-openai")
 
-    def _post(self, url: str, payload: dict) -> dict:
+    def _call(self, method: str, url: str, **kwargs):
+        """One HTTP request; ServerUnavailableError (retryable) when the server is unreachable or busy,
+        RuntimeError (not retryable: a wrong model, key or request) for any other non-200 answer."""
         session = getattr(self._local, "session", None)
         if session is None:
             session = self._local.session = self._requests.Session()
-        resp = session.post(url, json=payload, headers=self._headers, timeout=self.timeout_s)
+        try:
+            resp = session.request(method, url, headers=self._headers, timeout=self.timeout_s, **kwargs)
+        except self._requests.RequestException as exc:
+            raise ServerUnavailableError(
+                f"the router server at {redact_url(self.base_url)} is not reachable ({type(exc).__name__}); start "
+                'it (`vllm serve`, README "Running on a cluster") or fix router_backend.base_url'
+            ) from None
+        if resp.status_code in RETRYABLE_HTTP:
+            raise ServerUnavailableError(f"{redact_url(url)} answered HTTP {resp.status_code}: {resp.text[:200]}")
         if resp.status_code != 200:
             raise RuntimeError(f"{redact_url(url)} answered HTTP {resp.status_code}: {resp.text[:300]}")
         return resp.json()
 
+    def _post(self, url: str, payload: dict) -> dict:
+        return self._call("POST", url, json=payload)
+
     def _served_model_id(self) -> str:
         """The served weights' model id when the server runs a local folder (so the cache is shared with the
         offline backends), else `<served name>@served`."""
-        resp = self._requests.get(f"{self.base_url}/models", headers=self._headers, timeout=self.timeout_s)
-        if resp.status_code != 200:
-            raise RuntimeError(
-                f"{redact_url(self.base_url + '/models')} answered HTTP {resp.status_code}: {resp.text[:300]}"
-            )
-        served = {m["id"]: m for m in resp.json().get("data", [])}
+        served = {m["id"]: m for m in self._call("GET", f"{self.base_url}/models").get("data", [])}
         if self.model not in served:
             raise RuntimeError(
                 f"the server at {redact_url(self.base_url)} does not serve {self.model!r}; it serves {sorted(served)}"

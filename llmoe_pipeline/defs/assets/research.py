@@ -1,0 +1,130 @@
+"""The verdict's evidence per ticker: the walk-forward (llmoe_pipeline/walkforward.py, when enabled) and the
+significance of every comparison (llmoe_pipeline/significance/), on the test split and the walk-forward years."""
+
+import dagster as dg
+import pandas as pd
+
+from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.defs.checks import OWNERS
+from llmoe_pipeline.defs.partitions import Partitions
+from llmoe_pipeline.defs.progress import progress_log
+from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
+from llmoe_pipeline.report import summarize, to_markdown
+from llmoe_pipeline.routing import RouterVariant
+from llmoe_pipeline.significance import model_set_tests, pairwise_sharpe_tests
+from llmoe_pipeline.walkforward import concatenated_metrics, walk_forward, yearly_sharpe
+
+
+def significance_tables(daily: pd.DataFrame, cfg: PipelineConfig, split: str) -> dict[str, list[dict]]:
+    """Ledoit-Wolf pairs, SPA, MCS and PSR of one split at the protocol's cost, as JSON-able records."""
+    periods, cost = cfg.backtest.periods_per_year, cfg.backtest.cost_bps
+    pairs = pairwise_sharpe_tests(daily, split=split, cost_bps=cost, periods=periods)
+    tables = model_set_tests(daily, split=split, cost_bps=cost, periods=periods)
+    return {
+        name: frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
+        for name, frame in (("pairs", pairs), ("spa", tables.spa), ("mcs", tables.mcs), ("psr", tables.psr))
+    }
+
+
+def _markdown(records: list[dict], columns: list[str]) -> str:
+    frame = pd.DataFrame(records)
+    return frame[[c for c in columns if c in frame]].to_markdown(index=False, floatfmt=".3f") if len(frame) else "-"
+
+
+def build_research_assets(partitions: Partitions, variants: list[RouterVariant], cfg: PipelineConfig) -> list:
+    scored = [v for v in variants if v.experts]
+    assets = []
+    if cfg.walk_forward.enabled:
+
+        @dg.asset(
+            partitions_def=partitions.tickers,
+            group_name="evaluation",
+            kinds={"pytorch", "parquet"},
+            owners=OWNERS,
+            ins={
+                "feature_windows": dg.AssetIn(),
+                **{f"routing__{v.name}": dg.AssetIn(v.routing_asset) for v in scored},
+            },
+        )
+        def walk_forward_returns(
+            context: dg.AssetExecutionContext,
+            protocol: ProtocolResource,
+            model_store: ModelStoreResource,
+            feature_windows: pd.DataFrame,
+            **routing,
+        ):
+            """Expanding-window walk-forward: every model refitted before each test year, daily out-of-sample
+            returns of every model × seed × year (models reused from the store when their training rows match)."""
+            cfg = protocol.config
+            store = model_store.store()
+            daily = walk_forward(
+                feature_windows,
+                {name.removeprefix("routing__"): t for name, t in routing.items()},
+                variants,
+                cfg,
+                cfg.walk_forward.first_year,
+                cfg.walk_forward.last_year,
+                store=store.get_or_train,
+                progress=lambda m: progress_log(context, m),
+            )
+            years = yearly_sharpe(daily, cfg.backtest.cost_bps, cfg.backtest.periods_per_year)
+            joined = summarize(concatenated_metrics(daily, cfg.backtest.periods_per_year, cfg.backtest.risk_free))
+            return dg.Output(
+                daily,
+                metadata={
+                    "rows": len(daily),
+                    "years": dg.MetadataValue.json(sorted(int(y) for y in daily["year"].unique())),
+                    "sharpe_per_year": dg.MetadataValue.md(years.round(2).to_markdown()),
+                    "results_walk_forward": dg.MetadataValue.md(to_markdown(joined[joined["cost_bps"] == 0])),
+                },
+            )
+
+        assets.append(walk_forward_returns)
+
+    wf_in = {"walk_forward_returns": dg.AssetIn()} if cfg.walk_forward.enabled else {}
+
+    @dg.asset(
+        partitions_def=partitions.tickers,
+        group_name="evaluation",
+        kinds={"pandas"},
+        owners=OWNERS,
+        ins={"daily_returns": dg.AssetIn(), **wf_in},
+    )
+    def significance(
+        context: dg.AssetExecutionContext, protocol: ProtocolResource, daily_returns: pd.DataFrame, **walk
+    ) -> dg.Output:
+        """Each LLMoE variant vs every other model: Ledoit-Wolf Sharpe tests on the seed-averaged returns and the
+        seeds' win share; SPA against buy-and-hold; the 10 % Model Confidence Set; each model's PSR. On the test
+        split, and on the joined walk-forward years when they exist."""
+        cfg = protocol.config
+        value = {"test": significance_tables(daily_returns, cfg, "test")}
+        if walk:
+            wf = walk["walk_forward_returns"].assign(split="walk_forward")
+            value["walk_forward"] = significance_tables(wf, cfg, "walk_forward")
+        metadata = {}
+        for split, tables in value.items():
+            metadata[f"{split}_pairs"] = dg.MetadataValue.md(
+                _markdown(
+                    tables["pairs"],
+                    [
+                        "model_a",
+                        "model_b",
+                        "sharpe_a",
+                        "sharpe_b",
+                        "sharpe_diff",
+                        "p_value",
+                        "p_value_hac",
+                        "seed_win_share",
+                        "uses_future",
+                    ],
+                )
+            )
+            metadata[f"{split}_mcs"] = dg.MetadataValue.md(
+                _markdown(tables["mcs"], ["model", "in_mcs", "mcs_pvalue", "sharpe", "uses_future"])
+            )
+            metadata[f"{split}_spa"] = dg.MetadataValue.md(
+                _markdown(tables["spa"], ["benchmark", "p_consistent", "superior", "excluded"])
+            )
+        return dg.Output(value, metadata=metadata)
+
+    return [*assets, significance]

@@ -1,0 +1,168 @@
+"""`llmoe report --format json|md`: the results, the significance tests, the router diagnostics and the walk-forward
+of every ticker as one JSON object, or as a Markdown research report with its figures beside it."""
+
+from __future__ import annotations
+
+import math
+import shutil
+from pathlib import Path
+
+import pandas as pd
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+
+from llmoe_pipeline.io import atomic_path, write_text_atomic
+from llmoe_pipeline.report import to_json, to_markdown
+from llmoe_pipeline.routing import uses_future
+from llmoe_pipeline.verdict import TickerEvidence, plain_words, ranking, verdict_text
+
+# Figures each ticker's evaluation writes under <home>/artifacts/<ticker>/plots, and what the report calls them.
+FIGURES = {
+    "equity.png": "Test equity of every model (mean ± 1 std over seeds) against buy-and-hold",
+    "regimes.png": "The LLM router's regimes over the test period",
+    "router_optimistic_share.png": "Share of windows labelled Optimistic per month, per router variant",
+}
+
+
+def _records(frame: pd.DataFrame | None) -> list[dict]:
+    if frame is None or frame.empty:
+        return []
+    clean = frame.astype(object).where(frame.notna(), None)
+    return [
+        {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in r.items()}
+        for r in clean.to_dict(orient="records")
+    ]
+
+
+def report_json(results_summary: pd.DataFrame, evidence: list[TickerEvidence]) -> dict:
+    """One object: results (the per-model rows), significance, router_diagnostics, walk_forward (by ticker)."""
+    return {
+        "results": to_json(results_summary, split="test"),
+        "significance": {e.ticker: e.significance for e in evidence},
+        "router_diagnostics": {e.ticker: _records(e.diagnostics) for e in evidence},
+        "walk_forward": {
+            e.ticker: {
+                "results": to_json(e.walk_forward, split="walk_forward") if e.walk_forward is not None else [],
+                "sharpe_per_year": _records(e.yearly.reset_index() if e.yearly is not None else None),
+            }
+            for e in evidence
+        },
+        "verdict": {e.ticker: plain_words(e) for e in evidence},
+    }
+
+
+def plot_yearly_sharpe(yearly: pd.DataFrame, path: Path, title: str) -> Path:
+    """Walk-forward Sharpe per out-of-sample year: one line per model (mean over seeds)."""
+    fig = Figure(figsize=(10, 4.5), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.set_title(title)
+    ax.set_ylabel("Sharpe ratio (mean over seeds)")
+    ax.grid(alpha=0.3)
+    for model, row in yearly.iterrows():
+        future = uses_future(str(model))
+        ax.plot(
+            [int(y) for y in row.index],
+            row.to_numpy(),
+            "--" if future else "-o",
+            linewidth=1.2,
+            label=f"{model} (uses the future)" if future else str(model),
+        )
+    ax.axhline(0.0, color="black", linewidth=0.8)
+    ax.legend(loc="upper left", ncol=3, fontsize="small")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
+
+
+def _diagnostics_table(diagnostics: pd.DataFrame | None) -> str:
+    if diagnostics is None or diagnostics.empty:
+        return "_No router diagnostics._"
+    rows = diagnostics[diagnostics["metric"].isin(["auc", "hit_rate"])]
+    cells = rows.assign(
+        cell=[f"{v:.3f} [{lo:.3f}, {hi:.3f}]" for v, lo, hi in zip(rows["value"], rows["ci_low"], rows["ci_high"])]
+    )
+    table = cells.pivot_table(index=["variant", "metric"], columns="split", values="cell", aggfunc="first")
+    return table[[s for s in ("train", "validation", "test") if s in table.columns]].to_markdown()
+
+
+def _significance_table(tables: dict) -> str:
+    pairs = pd.DataFrame(tables.get("pairs") or [])
+    if pairs.empty:
+        return "_No tests._"
+    cols = ["model_a", "model_b", "sharpe_a", "sharpe_b", "sharpe_diff", "p_value", "p_value_hac", "seed_win_share"]
+    return pairs[pairs["model_a"] == "LLMoE"][cols].to_markdown(index=False, floatfmt=".3f")
+
+
+def _ranking_table(evidence: TickerEvidence, split: str) -> str:
+    table = ranking(evidence, split)
+    table["model"] = [m + (" (uses the future)" if f else "") for m, f in zip(table["model"], table["uses_future"])]
+    return table.drop(columns="uses_future").to_markdown(index=False, floatfmt=".3f")
+
+
+def report_markdown(
+    results_summary: pd.DataFrame, evidence: list[TickerEvidence], plots_dirs: dict[str, Path], output: Path
+) -> Path:
+    """Write the research report to `output`, its figures into `<output stem>_figures/`; returns `output`."""
+    figures = output.parent / f"{output.stem}_figures"
+    figures.mkdir(parents=True, exist_ok=True)
+    lines = [
+        "# LLMoE: results, significance and router diagnostics",
+        "",
+        "Mean ± std over seeds; p-values are Ledoit-Wolf (2008) studentized circular block bootstrap tests of "
+        "equal Sharpe ratios on the seed-averaged daily returns; the Model Confidence Set is Hansen, Lunde & "
+        "Nason's at 10 %. Models marked *uses the future* (the oracle router) are upper bounds, never results.",
+        "",
+        "## Results (test split)",
+        "",
+        to_markdown(results_summary[results_summary["split"] == "test"]),
+    ]
+    for e in evidence:
+        lines += [
+            f"## {e.ticker}",
+            "",
+            f"**Verdict.** {plain_words(e)}",
+            "",
+            "```",
+            verdict_text(e),
+            "```",
+            "",
+            "### Ranking (test split)",
+            "",
+            _ranking_table(e, "test"),
+            "",
+            "### LLMoE against every model (test split)",
+            "",
+            _significance_table(e.significance.get("test", {})),
+            "",
+            "### Router diagnostics (AUC of the routing score for the next day's direction, hit rate)",
+            "",
+            _diagnostics_table(e.diagnostics),
+            "",
+        ]
+        for name, caption in FIGURES.items():
+            source = plots_dirs.get(e.ticker, Path("/nonexistent")) / name
+            if source.exists():
+                target = figures / f"{e.ticker}_{name}"
+                shutil.copyfile(source, target)
+                lines += [f"![{e.ticker}: {caption}]({figures.name}/{target.name})", "", f"*{caption}.*", ""]
+        if e.walk_forward is not None and e.yearly is not None:
+            plot = plot_yearly_sharpe(
+                e.yearly,
+                figures / f"{e.ticker}_walk_forward_sharpe.png",
+                f"{e.ticker}: walk-forward Sharpe per out-of-sample year",
+            )
+            lines += [
+                "### Walk-forward (expanding window, every model refitted before each year)",
+                "",
+                _ranking_table(e, "walk_forward"),
+                "",
+                e.yearly.round(2).to_markdown(),
+                "",
+                f"![{e.ticker}: walk-forward Sharpe per year]({figures.name}/{plot.name})",
+                "",
+                _significance_table(e.significance.get("walk_forward", {})),
+                "",
+            ]
+    write_text_atomic("\n".join(lines) + "\n", output)
+    return output
