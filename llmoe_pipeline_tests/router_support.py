@@ -76,3 +76,16 @@ def reference_scores(model_path: str) -> tuple:
 
     with make_backend(RouterBackendConfig(backend="transformers", model=model_path, forward_batch_size=8)) as reference:
         return tuple(reference.score(reference_windows()["prompt"].tolist())), reference.label_ids
+
+
+class Unclosed:
+    """Delegates to a shared backend; close() is a no-op so a module fixture keeps its engine across labellings."""
+
+    def __init__(self, backend):
+        self._backend, self.model_id = backend, backend.model_id
+
+    def score_and_explain(self, prompts, explain_mask=None):
+        return self._backend.score_and_explain(prompts, explain_mask)
+
+    def close(self):
+        pass

@@ -1,58 +1,40 @@
-"""Router throughput: vLLM batched vs transformers batched vs naive one-prompt-at-a-time `generate`.
+"""Router throughput: the default labelling path against float32 vLLM and naive one-prompt-at-a-time `generate`.
 
-    python -m llmoe_pipeline.bench.router [--n 256] [--naive-n 32] [--model smollm2-135m-instruct]
+    llmoe bench router [--n 256] [--rounds 3] [--paths ...] [--format table|json]
+    python -m llmoe_pipeline.bench.router ...
 
-Same model, same n real windows (evenly spread over the reference data's AAPL and MSFT windows), same
-prompts. The batched paths score each window in one forward pass (p from the two label tokens); the naive
-path is how most re-implementations call an LLM: chat template, `generate` a few tokens for one prompt at a
-time, parse the word. It runs on the first `--naive-n` windows only (it is slow); its rates are rates, so
-they compare directly. Start-up (engine/model load and warm-up) is reported apart from the timed run.
+Same model, same n real windows (evenly spread over the reference data's AAPL and MSFT windows), same prompts.
+Each path runs in its own process, loaded once (start-up and warm-up reported apart), then the paths take turns
+(A B C A B C ..., `--rounds` times) so that a busy spell of a shared machine hits every path alike; the table
+shows each path's median and its ratio to the naive path and to float32 vLLM (ratio of medians). The naive path
+(chat template, `generate` 16 tokens, parse the word) runs on the first `--naive-n` windows only; rates compare.
 
-FLOP floor: parameters × 2 × tokens processed, the matrix-multiply work any implementation must do
-(attention's extra work is ignored); "achieved" is that floor divided by the measured time.
-Run it on an idle machine: on shared cores, OpenMP threads waiting for a busy core make every path
-several times slower, and unevenly so.
+Also printed: useful FLOP/s against the machine's peaks (bench/machine.py: formulas there) and batch invariance:
+the max |Δp| of each batched path between its first timed run (all n windows in one call) and the same windows
+again, shuffled, in calls of 1, 7 and 64 windows.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
-import time
-from dataclasses import asdict, dataclass
-from typing import Any, get_args
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from llmoe_pipeline.bench.machine import cpu_info, model_shape, peaks_gflops, window_flops
+from llmoe_pipeline.bench.paths import FP32_VLLM_PATH, NAIVE_PATH, PATHS, Worker, default_path_name
 from llmoe_pipeline.data import daily_news, load_headlines, load_prices
 from llmoe_pipeline.features import build_features
 from llmoe_pipeline.io import write_text_atomic
 from llmoe_pipeline.paths import default_data_dir
-from llmoe_pipeline.regimes import REGIMES
-from llmoe_pipeline.router.backends import DEFAULT_DTYPE, RouterBackendConfig, chat_token_ids, make_backend
-from llmoe_pipeline.router.backends.config import Dtype
 from llmoe_pipeline.router.model import DEFAULT_MODEL
 from llmoe_pipeline.router.prompt import build_prompts
 
-
-@dataclass
-class PathResult:
-    path: str
-    prompts: int
-    startup_s: float
-    seconds: float
-    prompt_tokens: int
-    generated_tokens: int
-
-    @property
-    def prompts_per_s(self) -> float:
-        return self.prompts / self.seconds
-
-    @property
-    def tokens_per_s(self) -> float:
-        return (self.prompt_tokens + self.generated_tokens) / self.seconds
+INVARIANCE_CHUNKS = (1, 7, 64)  # the second batching: shuffled windows in calls of these sizes
 
 
 def bench_windows(n: int, tickers: tuple[str, ...] = ("AAPL", "MSFT")) -> pd.DataFrame:
@@ -69,84 +51,131 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def run_batched(config: RouterBackendConfig, prompts: list[str]) -> tuple[PathResult, np.ndarray]:
-    backend_name = config.backend
-    started = time.perf_counter()
-    backend = make_backend(config)
+def invariance_chunks(n: int, seed: int = 0) -> list[list[int]]:
+    order = np.random.default_rng(seed).permutation(n).tolist()
+    chunks, start = [], 0
+    for size in INVARIANCE_CHUNKS:
+        if start < n:
+            chunks.append(order[start : start + size])
+            start += size
+    return chunks
+
+
+def token_counts(model: str, prompts: list[str]) -> list[int]:
+    from transformers import AutoTokenizer
+
+    from llmoe_pipeline.router.backends import chat_token_ids
+    from llmoe_pipeline.router.model import resolve_model
+
+    tokenizer = AutoTokenizer.from_pretrained(resolve_model(model).path, local_files_only=True)
+    return [len(chat_token_ids(tokenizer, q)) for q in prompts]
+
+
+def run_bench(n: int, rounds: int, paths: list[str], model: str, naive_n: int) -> dict[str, Any]:
+    from llmoe_pipeline.router.model import resolve_model
+
+    windows = bench_windows(n)
+    prompts = windows["prompt"].tolist()
+    tokens = token_counts(model, prompts)
+    shape = model_shape(resolve_model(model).path)
+    info = cpu_info()
+    log(f"{len(prompts)} windows ({np.mean(tokens):.0f} tokens on average), model {model}; paths {', '.join(paths)}")
+    workers: dict[str, Worker] = {}
+    timings: dict[str, list[dict]] = {name: [] for name in paths}
     try:
-        backend.score(prompts[:2])  # warm-up (kernels, caches): part of start-up, not of the timed run
-        startup = time.perf_counter() - started
-        log(f"{backend_name}: ready in {startup:.1f} s; scoring {len(prompts)} windows")
-        t0 = time.perf_counter()
-        p = backend.score(prompts)
-        seconds = time.perf_counter() - t0
-        tokenizer = backend._tokenizer  # type: ignore[attr-defined]  # both local backends have one
-        tokens = sum(len(chat_token_ids(tokenizer, q)) for q in prompts)
+        for name in paths:  # one at a time: a start-up (compilation) must not slow another path's
+            subset = prompts[:naive_n] if PATHS[name].kind == "naive" else prompts
+            workers[name] = Worker(PATHS[name], model, subset)
+            log(f"{name}: ready in {workers[name].startup_s:.1f} s")
+        for r in range(rounds):
+            for name in paths:
+                timings[name].append(workers[name].call("run"))
+                t = timings[name][-1]
+                log(f"round {r + 1}/{rounds} {name}: {t['seconds']:.1f} s")
+        invariance = {}
+        chunks = invariance_chunks(len(prompts))
+        for name in paths:
+            if PATHS[name].kind == "batched":
+                again = workers[name].call("score_in_chunks", chunks)["p"]
+                done = ~np.isnan(again)
+                invariance[name] = float(np.abs(again[done] - timings[name][0]["p"][done]).max())
     finally:
-        backend.close()
-    return PathResult(f"{backend_name} batched", len(prompts), startup, seconds, tokens, len(prompts)), p
+        for w in workers.values():
+            w.close()
+    return _summary(paths, workers, timings, invariance, tokens, naive_n, shape, info, model, rounds)
 
 
-def run_naive(model: str, prompts: list[str], dtype: str, max_new_tokens: int) -> tuple[PathResult, float]:
-    """One prompt at a time: chat template, greedy `generate`, parse the first label word in the text."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+def _summary(paths, workers, timings, invariance, tokens, naive_n, shape, info, model, rounds) -> dict[str, Any]:
+    rows = []
+    for name in paths:
+        spec, runs = PATHS[name], timings[name]
+        count = naive_n if spec.kind == "naive" else len(tokens)
+        counted = tokens[:count]
+        rates = [count / t["seconds"] for t in runs]
+        seconds = float(np.median([t["seconds"] for t in runs]))
+        generated = float(np.median([t["generated_tokens"] for t in runs]))
+        decode = 2.0 * shape["layers"] * shape["matmul_params"] * generated  # generated tokens, one at a time
+        flops = sum(window_flops(shape, k) for k in counted) + decode
+        row = {
+            "name": name,
+            "description": spec.description,
+            "windows": count,
+            "startup_s": round(workers[name].startup_s, 1),
+            "windows_per_s": [round(x, 3) for x in rates],
+            "windows_per_s_median": round(float(np.median(rates)), 3),
+            "tokens_per_s_median": round((sum(counted) + generated) / seconds, 1),
+            "useful_gflops_per_s": round(flops / seconds / 1e9, 1),
+            "invariance_max_abs_dp": invariance.get(name),
+        }
+        if spec.kind == "naive":
+            row["answered_with_a_label"] = float(np.median([t["answered_with_a_label"] for t in runs]))
+        rows.append(row)
+    by_name = {r["name"]: r for r in rows}
+    for r in rows:
+        for key, ref in (("x_naive", NAIVE_PATH), ("x_fp32_vllm", FP32_VLLM_PATH)):
+            base = by_name[ref]["windows_per_s_median"] if ref in by_name else None
+            r[key] = round(r["windows_per_s_median"] / base, 2) if base else None
+    default = default_path_name()
+    peaks = peaks_gflops(info)
+    return {
+        "n": len(tokens),
+        "mean_tokens": round(float(np.mean(tokens)), 1),
+        "model": model,
+        "rounds": rounds,
+        "paths": rows,
+        "default_path": default,
+        "fp32_vllm_path": FP32_VLLM_PATH,
+        "invariance_max_abs_dp": invariance.get(default),
+        "machine": {k: info[k] for k in ("cores", "ghz", "model_name")} | {"load_average": list(os.getloadavg())},
+        "peak_gflops": {k: round(v) for k, v in peaks.items()},
+        "peak_formula": "per core per cycle x cores x GHz: AVX-512 fp32 64 (2 FMA x 16 lanes x 2), "
+        "AVX-512 bf16 128, AMX bf16 1024, AMX int8 2048",
+    }
 
-    from llmoe_pipeline.router.model import resolve_model
-    from llmoe_pipeline.router.prompt import chat_messages
 
-    started = time.perf_counter()
-    path = resolve_model(model).path
-    tokenizer: Any = AutoTokenizer.from_pretrained(path, local_files_only=True)
-    lm: Any = AutoModelForCausalLM.from_pretrained(path, dtype=getattr(torch, dtype), local_files_only=True).eval()
-    startup = time.perf_counter() - started
-    log(f"naive: ready in {startup:.1f} s; generating for {len(prompts)} windows one at a time")
-    prompt_tokens = generated = parsed = 0
-    t0 = time.perf_counter()
-    for q in prompts:
-        ids: Any = tokenizer.apply_chat_template(
-            chat_messages(q), add_generation_prompt=True, return_tensors="pt", return_dict=True
-        )
-        with torch.inference_mode():
-            out = lm.generate(
-                **ids, max_new_tokens=max_new_tokens, do_sample=False, pad_token_id=tokenizer.eos_token_id
-            )
-        new = out[0, ids["input_ids"].shape[1] :]
-        text = str(tokenizer.decode(new, skip_special_tokens=True))
-        prompt_tokens += ids["input_ids"].shape[1]
-        generated += len(new)
-        parsed += int(any(label.lower() in text.lower() for label in REGIMES))
-    seconds = time.perf_counter() - t0
-    result = PathResult("transformers naive generate", len(prompts), startup, seconds, prompt_tokens, generated)
-    return result, parsed / len(prompts)
-
-
-def parameter_count(model: str) -> int:
-    from safetensors import safe_open
-
-    from llmoe_pipeline.router.model import resolve_model
-
-    total = 0
-    for f in resolve_model(model).path.glob("*.safetensors"):
-        with safe_open(f, "pt") as st:
-            for name in st.keys():  # noqa: SIM118 - safe_open is not a dict
-                total += int(np.prod(st.get_slice(name).get_shape()))
-    return total
-
-
-def format_table(results: list[PathResult], params: int, naive: PathResult | None) -> str:
+def format_table(s: dict[str, Any]) -> str:
     head = (
-        f"{'path':<28} {'prompts':>7} {'start s':>8} {'run s':>8} {'prompts/s':>10} {'tokens/s':>9} "
-        f"{'x naive':>8} {'FLOP floor':>11} {'achieved':>11}"
+        f"{'path':<28} {'windows':>7} {'start s':>8} {'windows/s (median)':>19} {'rounds':>20} {'x naive':>8} "
+        f"{'x fp32 vLLM':>11} {'useful GF/s':>11} {'max |dp| rebatched':>18}"
     )
     lines = [head, "-" * len(head)]
-    for r in results:
-        flops = params * 2 * (r.prompt_tokens + r.generated_tokens)
-        ratio = f"{r.prompts_per_s / naive.prompts_per_s:7.1f}x" if naive else "     n/a"
+    for r in s["paths"]:
+        mark = " *" if r["name"] == s["default_path"] else ""
+        ratio = {k: f"{r[k]:.2f}x" if r[k] is not None else "n/a" for k in ("x_naive", "x_fp32_vllm")}
+        dp = "n/a" if r["invariance_max_abs_dp"] is None else f"{r['invariance_max_abs_dp']:.2g}"
+        rounds = " ".join(f"{x:.2f}" for x in r["windows_per_s"])
         lines.append(
-            f"{r.path:<28} {r.prompts:>7} {r.startup_s:>8.1f} {r.seconds:>8.1f} {r.prompts_per_s:>10.2f} "
-            f"{r.tokens_per_s:>9.0f} {ratio:>8} {flops / 1e12:>8.2f} TF {flops / r.seconds / 1e9:>6.0f} GF/s"
+            f"{r['name'] + mark:<28} {r['windows']:>7} {r['startup_s']:>8.1f} {r['windows_per_s_median']:>19.2f} "
+            f"{rounds:>20} {ratio['x_naive']:>8} {ratio['x_fp32_vllm']:>11} {r['useful_gflops_per_s']:>11.0f} {dp:>18}"
         )
+    m, peaks = s["machine"], s["peak_gflops"]
+    lines += [
+        f"* default path ({s['default_path']}); {s['n']} windows, {s['mean_tokens']} tokens on average; "
+        f"{s['rounds']} rounds, interleaved",
+        f"machine: {m['cores']} cores at {m['ghz']} GHz ({m['model_name']}), load average {m['load_average']}",
+        "peak GFLOP/s: " + ", ".join(f"{k} {v:,}" for k, v in peaks.items()) + f" ({s['peak_formula']})",
+        f"invariance (default path, max |dp| between two batchings): {s['invariance_max_abs_dp']}",
+    ]
     return "\n".join(lines)
 
 
@@ -154,58 +183,26 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--n", type=int, default=256, help="windows for the batched paths")
     ap.add_argument("--naive-n", type=int, default=32, help="windows for the naive path (its first ones)")
+    ap.add_argument("--rounds", type=int, default=3, help="interleaved rounds (at least 1; 3 for the README)")
     ap.add_argument("--model", default=DEFAULT_MODEL)
-    ap.add_argument("--dtype", default=DEFAULT_DTYPE, choices=get_args(Dtype))
-    ap.add_argument("--batch-size", type=int, default=32, help="transformers forward batch")
-    ap.add_argument("--naive-max-new-tokens", type=int, default=16)
-    ap.add_argument("--skip", default="", help="comma-separated paths to skip: vllm,transformers,naive")
-    ap.add_argument("--json", default=None, help="also write the results to this file")
-    args = ap.parse_args(argv)
-    skip = set(filter(None, args.skip.split(",")))
-
-    windows = bench_windows(args.n)
-    prompts = windows["prompt"].tolist()
-    params = parameter_count(args.model)
-    log(
-        f"{len(prompts)} windows, {windows['date'].min().date()} .. {windows['date'].max().date()}; "
-        f"model {args.model} ({params / 1e6:.0f} M parameters), {args.dtype}"
+    ap.add_argument(
+        "--paths", default="", help=f"comma-separated, of {', '.join(PATHS)} (default: the default, fp32 vLLM, naive)"
     )
-    results, extra = [], {}
-    p_vllm = p_tf = None
-    if "vllm" not in skip:
-        r, p_vllm = run_batched(RouterBackendConfig(backend="vllm", model=args.model, dtype=args.dtype), prompts)
-        results.append(r)
-    if "transformers" not in skip:
-        config = RouterBackendConfig(
-            backend="transformers", model=args.model, dtype=args.dtype, forward_batch_size=args.batch_size
-        )
-        r, p_tf = run_batched(config, prompts)
-        results.append(r)
-    naive = None
-    if "naive" not in skip:
-        naive, extra["naive_answers_with_a_label_word"] = run_naive(
-            args.model, prompts[: args.naive_n], args.dtype, args.naive_max_new_tokens
-        )
-        results.append(naive)
-    if p_vllm is not None and p_tf is not None:
-        extra["max_abs_p_diff_vllm_vs_transformers"] = float(np.abs(p_vllm - p_tf).max())
-    print(format_table(results, params, naive))
-    for key, value in extra.items():
-        print(f"{key}: {value:.4g}")
+    ap.add_argument("--skip", default="", help="comma-separated paths to leave out (e.g. naive-float32)")
+    ap.add_argument("--format", choices=["table", "json"], default="table")
+    ap.add_argument("--json", default=None, help="also write the JSON summary to this file")
+    args = ap.parse_args(argv)
+    paths = [p for p in args.paths.split(",") if p] or [default_path_name(), FP32_VLLM_PATH, NAIVE_PATH]
+    paths = list(dict.fromkeys(p for p in paths if p not in set(args.skip.split(","))))
+    unknown = [p for p in paths if p not in PATHS]
+    if unknown or args.rounds < 1 or not paths:
+        ap.error(f"unknown paths {unknown} (known: {', '.join(PATHS)})" if unknown else "need a path and rounds >= 1")
+    summary = run_bench(args.n, args.rounds, paths, args.model, args.naive_n)
+    print(json.dumps(summary, indent=2) if args.format == "json" else format_table(summary))
     if args.json:
-        payload = {
-            "n": len(prompts),
-            "model": args.model,
-            "dtype": args.dtype,
-            "parameters": params,
-            "results": [
-                {**asdict(r), "prompts_per_s": r.prompts_per_s, "tokens_per_s": r.tokens_per_s} for r in results
-            ],
-            **extra,
-        }
-        write_text_atomic(json.dumps(payload, indent=2), args.json)
+        write_text_atomic(json.dumps(summary, indent=2), args.json)
     return 0
 
 
-if __name__ == "__main__":  # vLLM may start worker processes with spawn: keep this guard
+if __name__ == "__main__":  # worker processes start with spawn: keep this guard
     sys.exit(main())

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 from llmoe_pipeline.router.backends import (
     BACKENDS,
     DEFAULT_DTYPE,
+    RECIPE,
     BackendSpec,
     OpenAIBackend,
     RouterBackendConfig,
@@ -25,7 +26,9 @@ from llmoe_pipeline.router.backends import (
     make_backend,
     vllm_serve_command,
 )
-from llmoe_pipeline.router.model import DEFAULT_MODEL, ResolvedModel, model_id_of
+from llmoe_pipeline.router.backends.config import cpu_has_native_bf16
+from llmoe_pipeline.router.cache import cache_key
+from llmoe_pipeline.router.model import DEFAULT_MODEL, ResolvedModel, model_id_of, scoring_model_id
 
 
 def _opt(argv: list[str], name: str) -> str:
@@ -35,9 +38,22 @@ def _opt(argv: list[str], name: str) -> str:
 
 
 # ---------------------------------------------------------------------------------------------- the config
-def test_defaults_are_todays_settings():
+def test_defaults_are_todays_settings(monkeypatch):
+    import torch
+
     c = RouterBackendConfig()
-    assert (c.backend, c.model, c.dtype, DEFAULT_DTYPE) == ("vllm", DEFAULT_MODEL, "float32", "float32")
+    assert (c.backend, c.model, c.dtype, DEFAULT_DTYPE) == (None, DEFAULT_MODEL, "auto", "auto")
+    # None/auto: the fixed-shape transformers path on a CPU, in bfloat16 where the CPU multiplies it natively;
+    # vLLM on a GPU, in float32 unless the config says otherwise.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert c.resolved_backend == "transformers"
+    assert c.resolved_dtype == ("bfloat16" if cpu_has_native_bf16() else "float32")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    assert c.resolved_dtype == "float32"
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert (c.resolved_backend, c.resolved_dtype) == ("vllm", "float32")
+    assert RouterBackendConfig(dtype="bfloat16").resolved_dtype == "bfloat16"  # a GPU user's dtype is kept
     assert (c.max_model_len, c.kv_cache_gib, c.block_size, c.enforce_eager, c.in_process) == (4096, 2, None, None, True)
     assert (c.batch_size, c.forward_batch_size, c.explanation_max_tokens, c.seed) == (256, 16, 40, 0)
     assert (c.base_url, c.api_key_env, c.timeout_s, c.max_concurrency) == (None, "LLMOE_OPENAI_API_KEY", 300.0, 32)
@@ -55,7 +71,7 @@ def test_config_is_frozen_and_hashable():
         c.dtype = "bfloat16"
     same = RouterBackendConfig(backend="transformers")
     assert c == same and hash(c) == hash(same)
-    assert c.model_copy(update={"dtype": "bfloat16"}).dtype == "bfloat16" and c.dtype == "float32"
+    assert c.model_copy(update={"dtype": "bfloat16"}).dtype == "bfloat16" and c.dtype == "auto"
 
 
 def test_openai_without_base_url_is_rejected():
@@ -85,9 +101,9 @@ def test_unknown_key_is_rejected():
         RouterBackendConfig(engine_kwargs={"gpu_memory_utilization": 0.5})
 
 
-@pytest.mark.parametrize("dtype", ["bfloat61", "fp32", "Float32", "float64", "auto"])
+@pytest.mark.parametrize("dtype", ["bfloat61", "fp32", "Float32", "float64", "Auto"])
 def test_dtype_typo_is_rejected(dtype):
-    with pytest.raises(ValidationError, match=r"dtype\n.*'float32', 'bfloat16' or 'float16'"):
+    with pytest.raises(ValidationError, match=r"dtype\n.*'auto', 'float32', 'bfloat16' or 'float16'"):
         RouterBackendConfig(dtype=dtype)
 
 
@@ -137,9 +153,36 @@ def test_make_backend_and_spec_take_only_a_config():
         make_backend("vllm")
     with pytest.raises(TypeError, match="expected a RouterBackendConfig, got dict"):
         BackendSpec({"backend": "vllm"})
-    spec = BackendSpec(RouterBackendConfig(backend="transformers", model=DEFAULT_MODEL))
+    spec = BackendSpec(RouterBackendConfig(backend="transformers", model=DEFAULT_MODEL, dtype="float32"))
     assert repr(spec) == f"BackendSpec(backend='transformers', model='{DEFAULT_MODEL}')"
-    assert spec.model_id == model_id_of(DEFAULT_MODEL)  # the label cache key: unchanged, nothing loaded
+    assert spec.model_id == model_id_of(DEFAULT_MODEL)  # the label cache key: float32 unchanged, nothing loaded
+
+
+# ---------------------------------------------------------------------------------------------- label cache ids
+def test_float32_keeps_the_plain_model_id_and_other_precisions_get_their_own():
+    base = model_id_of(DEFAULT_MODEL)
+
+    def spec_id(**kw):
+        return BackendSpec(RouterBackendConfig(model=DEFAULT_MODEL, **kw)).model_id
+
+    # float32 (vLLM or the fixed-shape path: the same p to ~1e-5): the id every existing cache was written with.
+    assert spec_id(backend="vllm") == spec_id(backend="vllm", dtype="float32") == base
+    assert spec_id(backend="transformers", dtype="float32") == base
+    ids = {
+        spec_id(backend="vllm", dtype="bfloat16"),
+        spec_id(backend="vllm", dtype="float16"),
+        spec_id(backend="transformers", dtype="bfloat16"),
+        spec_id(backend="transformers", dtype="float16"),
+        base,
+    }
+    assert len(ids) == 5  # never shared: bfloat16 through vLLM depends on the batch, through the recipe it does not
+    assert spec_id(backend="vllm", dtype="bfloat16") == f"{base}+vllm-bfloat16"
+    assert spec_id(backend="transformers", dtype="bfloat16") == f"{base}+transformers-bfloat16-{RECIPE.id}"
+    assert RECIPE.id == "fixed1-p96-t16-b8"
+    assert scoring_model_id("m@x", "openai", "bfloat16") == "m@x"  # the server names what it serves
+    if cpu_has_native_bf16():  # the default on this machine: bfloat16 through the fixed-shape recipe
+        assert spec_id() == f"{base}+transformers-bfloat16-{RECIPE.id}"
+    assert cache_key(spec_id(backend="vllm"), "v2", "prompt") == cache_key(base, "v2", "prompt")
 
 
 # ---------------------------------------------------------------------------------------------- vllm serve
@@ -209,6 +252,7 @@ def test_vllm_backend_hands_the_config_to_the_engine(fake_vllm, tmp_path):
     import torch
 
     config = RouterBackendConfig(
+        backend="vllm",
         model="tiny",
         dtype="bfloat16",
         max_model_len=1024,
@@ -221,7 +265,8 @@ def test_vllm_backend_hands_the_config_to_the_engine(fake_vllm, tmp_path):
     )
     backend = make_backend(config, home=tmp_path)
     ((model, kwargs),) = fake_vllm.calls
-    assert model == str(tmp_path / "weights") and backend.model_id == "tiny@test" and backend.label_ids == (11, 22)
+    assert model == str(tmp_path / "weights") and backend.label_ids == (11, 22)
+    assert backend.model_id == "tiny@test+vllm-bfloat16"  # not float32: its own labels in the cache
     assert kwargs["dtype"] == "bfloat16" and kwargs["max_model_len"] == 1024 and kwargs["seed"] == 5
     assert kwargs["enforce_eager"] is False and kwargs["block_size"] == 64
     assert kwargs["enable_prefix_caching"] and kwargs["logprobs_mode"] == "processed_logprobs"

@@ -23,10 +23,9 @@ from llmoe_pipeline.router.model import model_id_of
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, build_prompts
 from llmoe_pipeline_tests.router_support import SHORT, real_prompts, reference_data
 
-# bfloat16 is ~3x faster than float32 in transformers on CPU; one prompt per forward pass (no padding) keeps
-# every p independent of how prompts are grouped into batches, so runs can be compared exactly; 12-token
-# explanations keep generation cheap.
-FAST_SETTINGS = {"backend": "transformers", "dtype": "bfloat16", "forward_batch_size": 1, "explanation_max_tokens": 12}
+# The fixed-shape transformers path in bfloat16 (the default on an AMX CPU): fast, and every p independent of how
+# prompts are grouped into batches, so runs can be compared exactly; 12-token explanations keep generation cheap.
+FAST_SETTINGS = {"backend": "transformers", "dtype": "bfloat16", "explanation_max_tokens": 12}
 
 
 class CountingFactory:
@@ -77,14 +76,16 @@ def test_cache_key_separates_model_version_and_prompt():
     assert cache_key("a", "bc", "d") != cache_key("ab", "c", "d")  # no separator ambiguity
 
 
-def test_second_run_labels_nothing_and_does_not_load_the_model(tmp_path, backend, windows, reference_p):
+def test_second_run_labels_nothing_and_does_not_load_the_model(tmp_path, router_model, backend, windows, reference_p):
     factory = CountingFactory(backend)
     with LabelCache(tmp_path / "cache.sqlite") as cache:
         first = label_windows(windows, factory, cache, batch_size=4)
         assert factory.loads == 1 and len(factory.prompts) == 6
         assert not first["from_cache"].any()
         np.testing.assert_allclose(first["p_optimistic"], reference_p, atol=1e-6)
-        assert (first["model_id"] == model_id_of("smollm2-135m-instruct")).all()
+        # bfloat16 labels are cached under their own id, never mixed with float32 ones (model.scoring_model_id)
+        assert (first["model_id"] == backend.model_id).all() and backend.model_id != model_id_of(str(router_model.path))
+        assert backend.model_id.startswith(model_id_of("smollm2-135m-instruct") + "+transformers-bfloat16-")
         assert (first["prompt_version"] == PROMPT_VERSION).all() and first["explanation"].isna().all()
 
         started = time.perf_counter()

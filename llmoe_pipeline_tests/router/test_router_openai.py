@@ -20,7 +20,8 @@ import requests
 
 from llmoe_pipeline.router.backends import RouterBackendConfig, make_backend, vllm_env, vllm_serve_command
 from llmoe_pipeline.router.model import model_id_of
-from llmoe_pipeline_tests.router_support import reference_scores, reference_windows
+from llmoe_pipeline_tests.router.float32_reference import float32_reference
+from llmoe_pipeline_tests.router_support import reference_windows
 
 KEY_ENV = "LLMOE_TEST_ROUTER_API_KEY"
 KEY = "test-key-5e1f0c"  # a throwaway key for this local server only
@@ -41,7 +42,7 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def reference(router_model):
     """Computed before the server starts, so that the two never compete for the cores."""
-    return reference_scores(str(router_model.path))
+    return float32_reference(str(router_model.path))
 
 
 @pytest.fixture(scope="module")

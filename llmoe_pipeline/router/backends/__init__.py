@@ -1,8 +1,9 @@
 """Backends that turn router prompts into p_optimistic (and, on request, a one-sentence explanation).
 
 One interface (`base.RouterBackend`), three implementations, all built from one `RouterBackendConfig`:
-- `vllm` (default): offline `vllm.LLM`, one `generate` call per batch for scores and explanations;
-- `transformers`: batched forward passes with left padding; the reference vLLM is checked against;
+- `transformers` (default without a GPU): the model in this process, scored with fixed shapes so that a
+  window's p does not depend on its batch (fixed_shape.py), bfloat16 on a CPU with AMX (llama_torch.py);
+- `vllm` (default with a GPU): offline `vllm.LLM`, one `generate` call per batch for scores and explanations;
 - `openai`: any OpenAI-compatible server (`vllm serve`, see `vllm_serve_command`) by base URL.
 
     config = RouterBackendConfig(backend="transformers", model="smollm2-135m-instruct", dtype="bfloat16")
@@ -10,7 +11,8 @@ One interface (`base.RouterBackend`), three implementations, all built from one 
         p = backend.score(prompts)
 
 `BackendSpec(config)` is the backend not built yet, for `label_windows`: its model id (the label cache
-key) is known without loading the model.
+key: the model, and for precisions other than float32 the backend, dtype and recipe) is known without
+loading the model.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from llmoe_pipeline.router.backends.base import (
     label_token_ids,
     p_from_logprobs,
 )
-from llmoe_pipeline.router.backends.config import DEFAULT_DTYPE, RouterBackendConfig
+from llmoe_pipeline.router.backends.config import DEFAULT_DTYPE, RECIPE, RouterBackendConfig, label_model_id
 from llmoe_pipeline.router.backends.openai import OpenAIBackend
 from llmoe_pipeline.router.backends.transformers import TransformersBackend
 from llmoe_pipeline.router.backends.vllm import (
@@ -61,7 +63,7 @@ def _check_config(config: object) -> RouterBackendConfig:
 def make_backend(config: RouterBackendConfig, home: str | os.PathLike | None = None) -> RouterBackend:
     """Build (load) the backend `config.backend`; `home` is the LLMOE home models resolve under (None: the
     default)."""
-    return BACKENDS[_check_config(config).backend](config, home)
+    return BACKENDS[_check_config(config).resolved_backend](config, home)
 
 
 class BackendSpec:
@@ -79,11 +81,11 @@ class BackendSpec:
     @property
     def model_id(self) -> str:
         if self._model_id is None:
-            if self.config.backend == "openai":  # asks the server what it serves (cheap)
+            if self.config.resolved_backend == "openai":  # asks the server what it serves (cheap)
                 with make_backend(self.config, self.home) as probe:
                     self._model_id = probe.model_id
             else:
-                self._model_id = model_id_of(self.config.model)
+                self._model_id = label_model_id(self.config, model_id_of(self.config.model))
         return self._model_id
 
     def __call__(self) -> RouterBackend:
@@ -91,14 +93,14 @@ class BackendSpec:
         backend = make_backend(self.config, self.home)
         log.info(
             "router backend %s (%s) ready in %.1f s",
-            self.config.backend,
+            self.config.resolved_backend,
             backend.model_id,
             time.perf_counter() - started,
         )
         return backend
 
     def __repr__(self) -> str:
-        return f"BackendSpec(backend={self.config.backend!r}, model={self.config.model!r})"
+        return f"BackendSpec(backend={self.config.resolved_backend!r}, model={self.config.model!r})"
 
 
 __all__ = [
@@ -107,6 +109,7 @@ __all__ = [
     "CPU_ENGINE_SETTINGS",
     "DEFAULT_DTYPE",
     "ENGINE_SETTINGS",
+    "RECIPE",
     "OpenAIBackend",
     "RouterBackend",
     "RouterBackendConfig",
@@ -115,6 +118,7 @@ __all__ = [
     "chat_token_ids",
     "engine_settings",
     "first_answer_tokens",
+    "label_model_id",
     "label_token_ids",
     "make_backend",
     "p_from_logprobs",

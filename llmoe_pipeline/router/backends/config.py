@@ -8,21 +8,44 @@ any model is loaded.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from llmoe_pipeline.router.model import DEFAULT_MODEL
+from llmoe_pipeline.router.model import DEFAULT_MODEL, scoring_model_id
 
-# float32 by default. Measured on SmolLM2 and 16-32 real windows (2-core CPU): in bfloat16, p_optimistic
-# changes with batch composition by up to 0.04 and differs from transformers by up to 0.06 (the spread of
-# p over windows is ~0.05, so labels near the threshold would flip); in float32 both stay below 1e-5.
-# vLLM float32 takes ~1.6x the time of plain bfloat16, and bfloat16 with a float32 lm_head (which p's
-# resolution needs, see vllm.ENGINE_SETTINGS) was slower still on CPU. On a GPU, "bfloat16" is the usual choice.
+# Precision and path (measured on SmolLM2, 2-core AVX-512 + AMX CPU; README "Performance"):
+# - dtype "auto" (the default) is bfloat16 for the `transformers` backend on a CPU with native bfloat16 matrix
+#   multiplies (AMX or AVX512-BF16), float32 elsewhere; the `vllm` and `openai` backends read "auto" as float32,
+#   their former default. An explicit dtype is always used as is (e.g. "bfloat16" for vLLM on a GPU).
+# - bfloat16 is reproducible only on the `transformers` backend, whose fixed-shape scoring (fixed_shape.py) makes a
+#   window's p independent of its batch; through vLLM, bfloat16 p moved by up to 0.04 with the batch's
+#   composition, float32 by < 1e-5.
+# - the label cache keeps precisions and paths apart (model.scoring_model_id): float32 labels keep the plain model
+#   id (existing caches stay valid), any other precision is cached under the id plus backend, dtype and recipe.
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The fixed shapes of the transformers backend's batch-invariant scoring (fixed_shape.py). Part of the
+    label-cache model id of every precision but float32: changing a value relabels."""
+
+    prefix_tokens: int = 96  # computed alone and cached (the chat's shared start); a multiple of `bucket`
+    bucket: int = 16  # the rest is right-padded to a multiple of this many tokens
+    micro_batch: int = 8  # rows per forward pass, always (empty rows fill the last one)
+    version: int = 1  # bump when the scoring code changes numbers
+
+    @property
+    def id(self) -> str:
+        return f"fixed{self.version}-p{self.prefix_tokens}-t{self.bucket}-b{self.micro_batch}"
+
+
+RECIPE = Recipe()
 
 Backend = Literal["vllm", "transformers", "openai"]
-Dtype = Literal["float32", "bfloat16", "float16"]
-DEFAULT_DTYPE: Dtype = "float32"
+Dtype = Literal["auto", "float32", "bfloat16", "float16"]
+DEFAULT_DTYPE: Dtype = "auto"
 
 
 class RouterBackendConfig(BaseModel):
@@ -31,11 +54,19 @@ class RouterBackendConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     # --- which model, run how (all backends)
-    backend: Backend = Field("vllm", description="offline vLLM, batched transformers, or an OpenAI-compatible server")
+    backend: Backend | None = Field(
+        None,
+        description="None: transformers on a CPU (fixed-shape, batch-invariant scoring), vllm on a GPU; "
+        "or offline vLLM, transformers in this process, an OpenAI-compatible server",
+    )
     model: str = Field(
         DEFAULT_MODEL, description="alias, local folder or cached Hugging Face id; for openai, the served model name"
     )
-    dtype: Dtype = Field(DEFAULT_DTYPE, description="weights/activations dtype (vllm, transformers, vllm serve)")
+    dtype: Dtype = Field(
+        DEFAULT_DTYPE,
+        description="weights/activations dtype (vllm, transformers, vllm serve); auto: bfloat16 for transformers on "
+        "a CPU with native bfloat16 (AMX, AVX512-BF16), else float32",
+    )
     seed: int = Field(0, description="sampling/engine seed (greedy decoding: only ties depend on it)")
     explanation_max_tokens: int = Field(40, ge=1, le=512, description="token budget of a one-sentence explanation")
     batch_size: int = Field(
@@ -54,7 +85,9 @@ class RouterBackendConfig(BaseModel):
     in_process: bool = Field(True, description="engine core in this process (~3 s start, nothing left running)")
 
     # --- transformers
-    forward_batch_size: int = Field(16, ge=1, description="prompts per left-padded forward pass")
+    forward_batch_size: int = Field(
+        16, ge=1, description="prompts per generate call for explanations of non-Llama models (scoring: fixed recipe)"
+    )
 
     # --- openai (any OpenAI-compatible server, e.g. `vllm serve`)
     base_url: str | None = Field(None, description="the server's /v1 URL; required for backend 'openai'")
@@ -84,3 +117,35 @@ class RouterBackendConfig(BaseModel):
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs base_url (the server's /v1 URL, e.g. http://127.0.0.1:8000/v1)")
         return self
+
+    @property
+    def resolved_backend(self) -> str:
+        """`backend`, or for None: vllm when CUDA is available, else transformers."""
+        if self.backend is not None:
+            return self.backend
+        import torch
+
+        return "vllm" if torch.cuda.is_available() else "transformers"
+
+    @property
+    def resolved_dtype(self) -> str:
+        """`dtype`, or for "auto": bfloat16 for transformers on a CPU with native bfloat16, else float32."""
+        if self.dtype != "auto":
+            return self.dtype
+        return "bfloat16" if self.resolved_backend == "transformers" and cpu_has_native_bf16() else "float32"
+
+
+def cpu_has_native_bf16() -> bool:
+    """AMX tiles or AVX512-BF16 (oneDNN runs bfloat16 matrix multiplies natively); no GPU in use."""
+    import torch
+
+    if torch.cuda.is_available():
+        return False
+    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+
+
+def label_model_id(config: RouterBackendConfig, model_id: str) -> str:
+    """The label cache's id for `model_id` run as `config` says (model.scoring_model_id)."""
+    backend = config.resolved_backend
+    recipe = RECIPE.id if backend == "transformers" else ""
+    return scoring_model_id(model_id, backend, config.resolved_dtype, recipe)

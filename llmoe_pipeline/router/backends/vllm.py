@@ -3,10 +3,12 @@ engine settings it shares with `vllm serve`, and the argv of that server for the
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +23,7 @@ from llmoe_pipeline.router.backends.base import (
     label_token_ids,
     p_from_logprobs,
 )
-from llmoe_pipeline.router.backends.config import RouterBackendConfig
+from llmoe_pipeline.router.backends.config import RouterBackendConfig, label_model_id
 from llmoe_pipeline.router.model import resolve_model
 
 
@@ -85,6 +87,11 @@ def engine_settings(block_size: int | None = None) -> dict:
     return {**ENGINE_SETTINGS, **({} if torch.cuda.is_available() else CPU_ENGINE_SETTINGS)}
 
 
+def _as_vllm(config: RouterBackendConfig) -> RouterBackendConfig:
+    """`config` read by the vLLM engine (dtype "auto" is float32 there, whatever `backend` says)."""
+    return config.model_copy(update={"backend": "vllm"})
+
+
 def vllm_serve_command(
     config: RouterBackendConfig,
     model_path: str | os.PathLike,
@@ -111,7 +118,7 @@ def vllm_serve_command(
         "--port",
         str(port),
         "--dtype",
-        config.dtype,
+        _as_vllm(config).resolved_dtype,
         "--max-model-len",
         str(config.max_model_len),
         "--seed",
@@ -128,11 +135,39 @@ def vllm_serve_command(
     return cmd + (["--served-model-name", served_model_name] if served_model_name else [])
 
 
+def _breaks_kernel_scan(module: Any) -> bool:
+    """Whether vLLM's CPU kernel-override scan would crash on `module`: it calls `vars(value).get` on every
+    attribute of every loaded module, and an object whose `__getattr__` answers any name (llvmlite's `ffi.lib`,
+    loaded by numba, which `arch` imports) returns something that is not a mapping for `__dict__`."""
+    namespace = getattr(module, "__dict__", None)
+    if not isinstance(namespace, dict):
+        return False
+    for value in list(namespace.values()):
+        try:
+            if hasattr(value, "__dict__") and not callable(getattr(vars(value), "get", None)):
+                return True
+        except Exception:
+            return True
+    return False
+
+
+@contextlib.contextmanager
+def _hidden_from_vllm_kernel_scan() -> Iterator[None]:
+    """Engine start with such modules out of `sys.modules` (they stay loaded; put back afterwards)."""
+    hidden = {name: m for name, m in list(sys.modules.items()) if _breaks_kernel_scan(m)}
+    for name in hidden:
+        del sys.modules[name]
+    try:
+        yield
+    finally:
+        sys.modules.update(hidden)
+
+
 class VLLMBackend(RouterBackend):
     """Offline vLLM: every prompt of a batch (scores and explanations) in one `generate` call.
 
-    From `config`: model, dtype, max_model_len, kv_cache_gib, block_size, enforce_eager (None: eager on CPU,
-    which starts in seconds, while compiling costs 50-80 s of warm-up for ~15 % more throughput; compiled
+    From `config`: model, dtype ("auto": float32), max_model_len, kv_cache_gib, block_size, enforce_eager (None:
+    eager on CPU, which starts in seconds, while compiling costs 50-80 s of warm-up for ~15 % more throughput; compiled
     with CUDA graphs on a GPU), in_process, seed, explanation_max_tokens. `engine_kwargs` go to `vllm.LLM`
     as is (e.g. gpu_memory_utilization) and win over the config's engine settings.
     """
@@ -145,7 +180,7 @@ class VLLMBackend(RouterBackend):
         home = Path(home) if home else llmoe_home()
         resolved = resolve_model(config.model, home)
         self.config = config
-        self.model_id = resolved.model_id
+        self.model_id = label_model_id(_as_vllm(config), resolved.model_id)
         enforce_eager = not torch.cuda.is_available() if config.enforce_eager is None else config.enforce_eager
         for key, value in vllm_env(home, config.in_process, config.kv_cache_gib).items():
             if key == "VLLM_ENABLE_V1_MULTIPROCESSING":
@@ -156,15 +191,16 @@ class VLLMBackend(RouterBackend):
 
         if hasattr(envs, "disable_envs_cache"):  # a previous engine in this process froze the env values
             envs.disable_envs_cache()
-        self._llm: Any = LLM(
-            str(resolved.path),
-            dtype=config.dtype,
-            max_model_len=config.max_model_len,
-            enforce_eager=enforce_eager,
-            seed=config.seed,
-            use_tqdm_on_load=False,
-            **{**engine_settings(config.block_size), **(engine_kwargs or {})},
-        )
+        with _hidden_from_vllm_kernel_scan():
+            self._llm: Any = LLM(
+                str(resolved.path),
+                dtype=_as_vllm(config).resolved_dtype,  # type: ignore[arg-type]  # a Dtype value other than "auto"
+                max_model_len=config.max_model_len,
+                enforce_eager=enforce_eager,
+                seed=config.seed,
+                use_tqdm_on_load=False,
+                **{**engine_settings(config.block_size), **(engine_kwargs or {})},
+            )
         self._tokenizer = self._llm.get_tokenizer()
         self.label_ids = label_token_ids(self._tokenizer)
         # Scoring: one token, only the two label tokens allowed; their processed log-probs sum to 1.
