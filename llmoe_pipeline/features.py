@@ -17,7 +17,8 @@ from llmoe_pipeline.data import PRICE_FIELDS
 MA_WINDOWS = (5, 10, 15, 20, 25, 30)
 FEATURE_NAMES = ["c_open", "c_high", "c_low", "n_close", "n_adj_close"] + [f"ma_{k}" for k in MA_WINDOWS]
 DEFAULT_WINDOW = 5
-SPLITS = ("train", "validation", "test", "none")
+LIVE = "live"  # windows whose target is not known yet: the ones a nightly refresh trades on
+SPLITS = ("train", "validation", "test", "none", LIVE)
 
 
 def window_columns(window: int = DEFAULT_WINDOW) -> list[str]:
@@ -81,16 +82,8 @@ def assign_split(dates: pd.Series, split: SplitConfig) -> pd.Series:
     return out
 
 
-def build_features(
-    prices: pd.DataFrame, split: SplitConfig | None = None, window: int = DEFAULT_WINDOW
-) -> pd.DataFrame:
-    """One row per (ticker, window end date t): 55 window columns, target, next_return, split.
-
-    - target = 1 if adj_close[t+1] > adj_close[t] else 0 (the label to predict at the close of t)
-    - next_return = adj_close[t+1] / adj_close[t] - 1 (what an all-in position held over t+1 earns)
-    Pure: same input, same output; nothing after day t+1 is read for row t.
-    """
-    split = split or SplitConfig()
+def _windows(prices: pd.DataFrame, window: int) -> pd.DataFrame:
+    """Every row with a complete window: 55 window columns, next_return and target (NaN on the last day)."""
     daily = daily_features(prices)
     cols = window_columns(window)
     out = []
@@ -108,18 +101,40 @@ def build_features(
         nxt = np.append(adj[1:], np.nan)
         frame["next_return"] = nxt / adj - 1
         frame["target"] = (nxt > adj).astype("int64")
-        complete = frame[cols].notna().all(axis=1) & frame["next_return"].notna()
-        frame = frame[complete].reset_index(drop=True)
-        frame["split"] = assign_split(frame["date"], split).to_numpy()
-        out.append(frame)
+        out.append(frame[frame[cols].notna().all(axis=1)].reset_index(drop=True))
     if not out:
         raise ValueError("build_features: no price rows")
-    result = pd.concat(out, ignore_index=True)
+    return pd.concat(out, ignore_index=True)
+
+
+def build_features(
+    prices: pd.DataFrame, split: SplitConfig | None = None, window: int = DEFAULT_WINDOW
+) -> pd.DataFrame:
+    """One row per (ticker, window end date t): 55 window columns, target, next_return, split.
+
+    - target = 1 if adj_close[t+1] > adj_close[t] else 0 (the label to predict at the close of t)
+    - next_return = adj_close[t+1] / adj_close[t] - 1 (what an all-in position held over t+1 earns)
+    Pure: same input, same output; nothing after day t+1 is read for row t. The last day has no target yet:
+    it is not here (see `live_windows`).
+    """
+    split = split or SplitConfig()
+    frames = _windows(prices, window)
+    result = frames[frames["next_return"].notna()].reset_index(drop=True)
     if result.empty:
         raise ValueError(
             f"build_features: no ticker has the {window + max(MA_WINDOWS)} trading days a complete window needs"
         )
+    parts = [assign_split(g["date"], split) for _, g in result.groupby("ticker", sort=True)]
+    result["split"] = pd.concat(parts).reindex(result.index).to_numpy()
     return result
+
+
+def live_windows(prices: pd.DataFrame, window: int = DEFAULT_WINDOW) -> pd.DataFrame:
+    """The windows whose next day has not happened yet (each ticker's last trading day), split "live": the same
+    55 inputs, next_return and target NaN (unknown, never filled). Never trained, validated or scored on."""
+    frames = _windows(prices, window)
+    live = frames[frames["next_return"].isna()].reset_index(drop=True)
+    return live.assign(target=np.nan, split=LIVE)
 
 
 def dropped_row_counts(prices: pd.DataFrame, features: pd.DataFrame) -> dict[str, int]:

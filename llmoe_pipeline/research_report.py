@@ -11,6 +11,7 @@ import pandas as pd
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from llmoe_pipeline.across import across_text
 from llmoe_pipeline.io import atomic_path, write_text_atomic
 from llmoe_pipeline.report import to_json, to_markdown
 from llmoe_pipeline.routing import uses_future
@@ -101,7 +102,11 @@ def _ranking_table(evidence: TickerEvidence, split: str) -> str:
 
 
 def report_markdown(
-    results_summary: pd.DataFrame, evidence: list[TickerEvidence], plots_dirs: dict[str, Path], output: Path
+    results_summary: pd.DataFrame,
+    evidence: list[TickerEvidence],
+    plots_dirs: dict[str, Path],
+    output: Path,
+    across: dict[str, pd.DataFrame] | None = None,
 ) -> Path:
     """Write the research report to `output`, its figures into `<output stem>_figures/`; returns `output`."""
     figures = output.parent / f"{output.stem}_figures"
@@ -164,5 +169,18 @@ def report_markdown(
                 _significance_table(e.significance.get("walk_forward", {})),
                 "",
             ]
+    if across is not None:
+        lines += [
+            "## Across tickers",
+            "",
+            "```",
+            across_text(across),
+            "```",
+            "",
+            "Per-ticker test Sharpe (mean over seeds):",
+            "",
+            across["sharpe"].round(2).to_markdown(),
+            "",
+        ]
     write_text_atomic("\n".join(lines) + "\n", output)
     return output

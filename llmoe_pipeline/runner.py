@@ -63,6 +63,7 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, log: Callable
     """Refresh every configured ticker; return the printed results table."""
     from llmoe_pipeline.definitions import build_definitions
     from llmoe_pipeline.report import format_table, summarize
+    from llmoe_pipeline.signals import format_signals, read_history
     from llmoe_pipeline.verdict import verdict_text
 
     handler = logging.StreamHandler(sys.stdout)
@@ -87,7 +88,8 @@ def run_pipeline(settings: Settings, instance: dg.DagsterInstance, log: Callable
     log(f"all {len(tickers)} tickers done in {time.time() - started:.0f} s")
     table = format_table(summarize(load_results(defs, tickers, instance)), split="test")
     verdicts = [verdict_text(load_evidence(defs, settings, t, instance)) for t in tickers]
-    return "\n".join([table, *verdicts])
+    signals = format_signals(read_history(settings.home / "signals", tickers, last=1))
+    return "\n".join([table, *verdicts, "", "Latest signals (the position for the next session):", signals])
 
 
 def load_results(defs: dg.Definitions, tickers: list[str], instance: dg.DagsterInstance) -> pd.DataFrame:
@@ -140,3 +142,13 @@ def load_evidence(defs: dg.Definitions, settings: Settings, ticker: str, instanc
         wf_summary,
         yearly,
     )
+
+
+def across_tables(defs: dg.Definitions, instance: dg.DagsterInstance, tickers: list[str], summary: pd.DataFrame):
+    """The cross-ticker verdict's tables from every ticker's stored daily returns."""
+    from llmoe_pipeline.across import across_tickers
+
+    frames = [d for t in tickers if (d := _latest(defs, instance, "daily_returns", t)) is not None]
+    if not frames:
+        raise FileNotFoundError("no daily returns yet: run `llmoe run` for these tickers first")
+    return across_tickers(summary, pd.concat(frames, ignore_index=True))

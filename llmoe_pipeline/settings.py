@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmoe_pipeline.config import PipelineConfig
 from llmoe_pipeline.data import TICKER_PATTERN, normalize_ticker
@@ -24,7 +25,7 @@ from llmoe_pipeline.router.backends.config import RouterBackendConfig
 CONFIG_ENV = "LLMOE_CONFIG"  # the YAML file the Dagster code location loads
 TICKERS_ENV = "LLMOE_TICKERS"  # "AAPL,MSFT" or "all"
 DATA_DIR_OVERRIDE_ENV = "LLMOE_DATA_DIR_OVERRIDE"  # `llmoe ui --data-dir` for its code location: wins over the file
-RESOURCE_SECTIONS = ("router_backend", "mlflow", "schedule")
+RESOURCE_SECTIONS = ("router_backend", "mlflow", "schedule", "storage", "executor")
 
 
 class ConfigError(ValueError):
@@ -42,6 +43,7 @@ class MLflowConfig(_Section):
     experiment_name: str = Field("llmoe", min_length=1)
     artifact_location: str = ""  # empty: <home>/mlartifacts (ignored by a server with --serve-artifacts)
     ui_base_url: str = "http://127.0.0.1:5000"  # where links in the Dagster UI point
+    research_runs: bool = True  # one parent per model and a child per seed on every refresh (off for live nights)
 
 
 class ScheduleConfig(_Section):
@@ -53,11 +55,54 @@ class ScheduleConfig(_Section):
     data_sensor_enabled: bool = False
 
 
+class StorageConfig(_Section):
+    """Where steps hand each other values, and the router label cache. Empty: under the home (one machine). On a
+    cluster (README "Running on a cluster"), storage every worker reaches, whatever its own home."""
+
+    # fsspec/universal-pathlib URL for assets, trained models and result files: s3://bucket/llmoe, gs://…, or
+    # file:///mnt/shared/llmoe on a shared mount.
+    shared_url: str = ""
+    # postgresql://user@host:port/db; the password comes from PGPASSFILE or PGPASSWORD, never from this file.
+    label_cache_url: str = ""
+
+    @field_validator("shared_url")
+    @classmethod
+    def _a_url(cls, value: str) -> str:
+        if value and "://" not in value:
+            raise ValueError(
+                f"shared_url must be a URL such as s3://bucket/llmoe or file:///mnt/shared (got {value!r})"
+            )
+        return value
+
+    @field_validator("label_cache_url")
+    @classmethod
+    def _postgres_without_password(cls, value: str) -> str:
+        if not value:
+            return value
+        parsed = urlsplit(value)
+        if parsed.scheme not in ("postgresql", "postgres"):
+            raise ValueError("label_cache_url must be a postgresql:// URL (empty: SQLite under the home)")
+        if parsed.password:
+            raise ValueError("label_cache_url must not carry a password: put it in PGPASSFILE or PGPASSWORD")
+        return value
+
+
+class ExecutorConfig(_Section):
+    """How a run's steps execute: in the run's process, or as Celery tasks on workers (dagster-celery)."""
+
+    kind: Literal["in_process", "celery"] = "in_process"
+    # The NAME of the environment variable holding the broker URL (it carries the broker's password).
+    broker_url_env: str = "LLMOE_CELERY_BROKER_URL"
+    backend: str = "rpc://"  # Celery's result backend
+
+
 class Settings(_Section):
     protocol: PipelineConfig = Field(default_factory=PipelineConfig)
     router_backend: RouterBackendConfig = Field(default_factory=RouterBackendConfig)
     mlflow: MLflowConfig = Field(default_factory=MLflowConfig)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+    storage: StorageConfig = Field(default_factory=StorageConfig)
+    executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
     tickers: tuple[str, ...] = ("AAPL", "MSFT")
     home: Path = Field(default_factory=llmoe_home)
     config_file: str | None = None  # where the values came from (shown in the UI and MLflow)
@@ -142,6 +187,8 @@ def load_settings(
         router_backend=_validated(RouterBackendConfig, sections["router_backend"], source, "router_backend"),
         mlflow=_validated(MLflowConfig, sections["mlflow"], source, "mlflow"),
         schedule=_validated(ScheduleConfig, sections["schedule"], source, "schedule"),
+        storage=_validated(StorageConfig, sections["storage"], source, "storage"),
+        executor=_validated(ExecutorConfig, sections["executor"], source, "executor"),
         tickers=tuple(
             resolve_tickers(
                 tickers, protocol, source=f"{source}: data.tickers" if tickers is None else f"--tickers {tickers!r}"

@@ -8,16 +8,19 @@ from its content-addressed cache), so a fold costs training only. No model of ye
 
 from __future__ import annotations
 
+import concurrent.futures
 import datetime as dt
+import multiprocessing
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.config import PipelineConfig, SplitConfig
 from llmoe_pipeline.evaluation import RoutedExperts, evaluate, predict_all
-from llmoe_pipeline.features import assign_split
+from llmoe_pipeline.features import LIVE, assign_split
 from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models import training as tr
 from llmoe_pipeline.models.store import training_fingerprint
@@ -59,7 +62,9 @@ def folds(cfg: PipelineConfig, first_year: int, last_year: int, last_date: dt.da
 
 
 def fold_features(features: pd.DataFrame, fold: Fold) -> pd.DataFrame:
-    return features.assign(split=assign_split(features["date"], fold.split).to_numpy())
+    """The features with the fold's split; a live window (no target yet) stays live: never trained or scored."""
+    split = assign_split(features["date"], fold.split).to_numpy()
+    return features.assign(split=np.where(features["split"] == LIVE, LIVE, split))
 
 
 def with_split(routing: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
@@ -146,6 +151,28 @@ def _llmoe_fold(
     return search, RoutedExperts(experts, labels)
 
 
+def run_fold(
+    features: pd.DataFrame,
+    routing: Mapping[str, pd.DataFrame],
+    variants: list[RouterVariant],
+    cfg: PipelineConfig,
+    fold: Fold,
+    store: Store,
+) -> tuple[pd.DataFrame, str]:
+    """One fold: its models trained (or reused), its test year predicted and backtested at every cost."""
+    ticker = str(features["ticker"].iloc[0])
+    feats = fold_features(features, fold)
+    routed, plain = fold_models(feats, routing, variants, cfg, store, f"walk_forward/{ticker}/{fold.year}")
+    predictions = predict_all(feats, routed, plain)
+    predictions = predictions[predictions["split"] == "test"]
+    costs = [cfg.backtest.cost_bps, *[c for c in cfg.backtest.extra_cost_bps if c != cfg.backtest.cost_bps]]
+    _, daily = evaluate(predictions, costs, cfg.backtest.periods_per_year, cfg.backtest.risk_free)
+    return daily.assign(year=fold.year), (
+        f"walk-forward {fold.year}: {len(plain) + len(routed)} models trained "
+        f"through {fold.split.train_end}, {predictions['date'].nunique()} test days"
+    )
+
+
 def walk_forward(
     features: pd.DataFrame,
     routing: Mapping[str, pd.DataFrame],
@@ -155,24 +182,29 @@ def walk_forward(
     last_year: int,
     store: Store = no_store,
     progress: Callable[[str], None] = lambda message: None,
+    workers: int = 1,
 ) -> pd.DataFrame:
     """The out-of-sample daily returns of every model × seed over the test years, at every cost: columns year,
-    ticker, model, seed, split ("test"), cost_bps, date, position, strategy_return, equity (within its year)."""
-    ticker = str(features["ticker"].iloc[0])
-    out = []
-    for fold in folds(cfg, first_year, last_year, pd.Timestamp(features["date"].max()).date()):
-        feats = fold_features(features, fold)
-        routed, plain = fold_models(feats, routing, variants, cfg, store, f"walk_forward/{ticker}/{fold.year}")
-        predictions = predict_all(feats, routed, plain)
-        predictions = predictions[predictions["split"] == "test"]
-        costs = [cfg.backtest.cost_bps, *[c for c in cfg.backtest.extra_cost_bps if c != cfg.backtest.cost_bps]]
-        _, daily = evaluate(predictions, costs, cfg.backtest.periods_per_year, cfg.backtest.risk_free)
-        out.append(daily.assign(year=fold.year))
-        progress(
-            f"walk-forward {fold.year}: {len(plain) + len(routed)} models trained through "
-            f"{fold.split.train_end}, {predictions['date'].nunique()} test days"
-        )
-    return pd.concat(out, ignore_index=True)
+    ticker, model, seed, split ("test"), cost_bps, date, position, strategy_return, equity (within its year).
+
+    `workers` > 1 trains folds in parallel processes (training is single-threaded, so a fold per core); the
+    results do not depend on it (every fit is seeded and deterministic)."""
+    fold_list = folds(cfg, first_year, last_year, pd.Timestamp(features["date"].max()).date())
+    args = [(features, routing, variants, cfg, fold, store) for fold in fold_list]
+    if workers > 1 and len(fold_list) > 1:
+        context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or locks
+        with concurrent.futures.ProcessPoolExecutor(min(workers, len(fold_list)), mp_context=context) as pool:
+            futures = [pool.submit(run_fold, *a) for a in args]
+            results = []
+            for future in futures:
+                results.append(future.result())
+                progress(results[-1][1])
+    else:
+        results = []
+        for a in args:
+            results.append(run_fold(*a))
+            progress(results[-1][1])
+    return pd.concat([daily for daily, _ in results], ignore_index=True)
 
 
 def yearly_sharpe(daily: pd.DataFrame, cost_bps: float = 0.0, periods: int = 252) -> pd.DataFrame:

@@ -25,3 +25,36 @@ def rule_labels(features: pd.DataFrame) -> pd.DataFrame:
     """Router labels without an LLM: Optimistic when day t's adjusted close rose."""
     label = np.where(features["n_adj_close_lag0"] > 0, "Optimistic", "Pessimistic")
     return features[["ticker", "date"]].assign(label=label)
+
+
+# Every model the default config evaluates, spelled out (not read from the registry) so that a registry change shows.
+ALL_MODELS = {
+    "LLMoE",
+    "LLMoE[momentum]",
+    "LLMoE[random]",
+    "LLMoE[single]",
+    "LLMoE[oracle]",
+    "MoE",
+    "LSTM",
+    "MLP",
+    "LightGBM",
+    "Buy&Hold",
+}
+
+
+def small_training(hidden: list[int], epochs: int, patience: int, thresholds: list[float] | None = None) -> dict:
+    """Config sections for a quick but real protocol: one expert grid point, one baseline trial, two seeds."""
+    experts = {
+        "hidden_sizes_grid": [hidden],
+        "dropout_grid": [0.1],
+        "learning_rate_grid": [0.003],
+        "max_epochs": epochs,
+        "patience": patience,
+    }
+    if thresholds is not None:
+        experts["threshold_quantile_grid"] = thresholds
+    return {
+        "experts": experts,
+        "baselines": {"n_trials": 1, "max_epochs": epochs, "patience": patience},
+        "seeds": [0, 1],
+    }

@@ -123,27 +123,6 @@ def test_report_table_and_json(tmp_path, monkeypatch, capsys):
     assert (tmp_path / "out" / "research_figures").is_dir()
 
 
-def test_bench_router_runs_all_three_paths_and_prints_ratios(router_model, session_home, data_dir):
-    # `make bench` is `llmoe bench router`: real vLLM, transformers and naive generate on real windows.
-    result = _run(
-        ["bench", "router", "--n", "3"],
-        env={"LLMOE_HOME": str(session_home), "LLMOE_DATA_DIR": str(data_dir), "VLLM_LOGGING_LEVEL": "ERROR"},
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    rows = {
-        line.split("  ")[0].strip(): line.split()
-        for line in result.stdout.splitlines()
-        if line.startswith(("vllm", "transformers"))
-    }
-    assert set(rows) == {"vllm batched", "transformers batched", "transformers naive generate"}
-    # Columns from the right: ... prompts, start s, run s, prompts/s, tokens/s, x naive, FLOP floor (2), achieved (2).
-    assert rows["transformers naive generate"][-5] == "1.0x"  # the naive path is the unit
-    assert float(rows["vllm batched"][-5].rstrip("x")) > 0
-    assert [r[-10] for r in rows.values()] == ["3", "3", "3"]  # prompts per path
-    diff = next(line for line in result.stdout.splitlines() if line.startswith("max_abs_p_diff_vllm_vs_transformers"))
-    assert float(diff.split(":")[1]) < 1e-4
-
-
 def test_importing_the_package_turns_library_telemetry_off_whatever_the_entry_point():
     code = (
         "import llmoe_pipeline.definitions, os; from mlflow.telemetry.utils import is_telemetry_disabled; "
@@ -169,3 +148,48 @@ def test_importing_the_package_turns_library_telemetry_off_whatever_the_entry_po
         timeout=120,
     )
     assert result.stdout.strip() == "0"
+
+
+def test_signals_prints_the_latest_or_the_last_n_per_ticker(tmp_path, monkeypatch, capsys):
+    import datetime as dt
+
+    from llmoe_pipeline.signals import SIGNAL_COLUMNS, append_signals
+
+    monkeypatch.setenv("LLMOE_HOME", str(tmp_path))
+    assert cli.main(["signals"]) == 0
+    assert "no signals yet" in capsys.readouterr().out
+    rows = []
+    for ticker, days in (("AAPL", 3), ("MSFT", 2)):
+        for i in range(days):
+            rows.append(
+                dict.fromkeys(SIGNAL_COLUMNS)
+                | {
+                    "ticker": ticker,
+                    "as_of": dt.date(2016, 12, 28 + i),
+                    "position": i % 2,
+                    "regime": "Optimistic",
+                    "p_optimistic": 0.61,
+                    "prob_up": 0.55 - i / 10,
+                    "prob_up_std": 0.01,
+                    "explanation": f"day {i}",
+                    "baseline_positions": '{"MLP": 1}',
+                    "trained_through": dt.date(2016, 11, 30),
+                    "threshold": 0.6,
+                    "model_id": "m",
+                    "prompt_version": "v2",
+                    "model_ids": "{}",
+                    "computed_at": dt.datetime(2017, 1, 1),
+                }
+            )
+    written = append_signals(tmp_path / "signals", pd.DataFrame(rows))
+    assert len(written) == 5 and append_signals(tmp_path / "signals", pd.DataFrame(rows)) == []  # once per day
+    assert cli.main(["signals", "--format", "json"]) == 0
+    latest = json.loads(capsys.readouterr().out)
+    assert [(s["ticker"], s["as_of"], s["position"]) for s in latest] == [
+        ("AAPL", "2016-12-30", 0),
+        ("MSFT", "2016-12-29", 1),
+    ]
+    assert {"ticker", "as_of", "position", "regime", "p_optimistic", "prob_up", "explanation"} <= set(latest[0])
+    assert cli.main(["signals", "--history", "3", "--tickers", "aapl"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert len(table) == 4 and table[1].split()[:3] == ["AAPL", "2016-12-28", "CASH"] and "day 2" in table[3]

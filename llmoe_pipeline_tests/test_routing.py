@@ -21,6 +21,7 @@ from llmoe_pipeline.routing import (
 )
 from llmoe_pipeline.settings import ConfigError, load_settings
 from llmoe_pipeline.walkforward import fold_models
+from llmoe_pipeline_tests.model_fixtures import small_training
 from llmoe_pipeline_tests.router_support import reference_data
 
 
@@ -92,20 +93,7 @@ def test_variant_settings_are_checked():
 @pytest.mark.parametrize("ticker", ["AAPL", "MSFT"])
 def test_the_oracle_beats_every_model_on_the_real_test_split(ticker, aapl_msft_prices):
     """The sanity check of the ablations: routing by tomorrow's direction must win on the paper's test days."""
-    cfg = PipelineConfig.model_validate(
-        {
-            "experts": {
-                "hidden_sizes_grid": [[16, 8, 4]],
-                "dropout_grid": [0.1],
-                "learning_rate_grid": [0.003],
-                "threshold_quantile_grid": [0.5],
-                "max_epochs": 8,
-                "patience": 3,
-            },
-            "baselines": {"n_trials": 1, "max_epochs": 8, "patience": 3},
-            "seeds": [0, 1],
-        }
-    )
+    cfg = PipelineConfig.model_validate(small_training([16, 8, 4], epochs=8, patience=3, thresholds=[0.5]))
     features = build_features(aapl_msft_prices[aapl_msft_prices["ticker"] == ticker], cfg.split)
     windows = features[features["split"] != "none"]
     routing = {

@@ -187,3 +187,20 @@ def test_workspace_and_instance_files_load():
     assert workspace["load_from"][0]["python_module"]["module_name"] == "llmoe_pipeline.definitions"
     cfg, _ = dagster_instance_config(str(REPO_ROOT), "dagster.yaml")
     assert cfg["concurrency"]["pools"]["default_limit"] == 1
+
+
+def test_the_research_live_and_ablation_configs_change_only_what_they_say():
+    base = load_settings().protocol
+    ablations = load_settings(CONFIGS / "ablations.yaml").protocol
+    assert ablations.router.variants[-2:] == ["llm_prices_only", "llm_news_only"]
+    assert ablations.model_copy(update={"router": base.router}) == base
+    research = load_settings(CONFIGS / "research.yaml").protocol
+    assert research.walk_forward.enabled and (research.walk_forward.first_year, research.walk_forward.last_year) == (
+        2011,
+        2016,
+    )
+    assert research.model_copy(update={"walk_forward": base.walk_forward}) == base
+    live = load_settings(CONFIGS / "live.yaml")
+    assert live.protocol.retrain.every == "month" and live.protocol.split.test_end is None
+    assert live.protocol.router.variants == ["llm"] and live.mlflow.research_runs is False
+    assert live.schedule.enabled and live.schedule.data_sensor_enabled

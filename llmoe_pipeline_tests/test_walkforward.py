@@ -19,6 +19,7 @@ from llmoe_pipeline.walkforward import (
     walk_forward,
     yearly_sharpe,
 )
+from llmoe_pipeline_tests.model_fixtures import ALL_MODELS, small_training
 
 TINY = PipelineConfig.model_validate(
     {
@@ -28,16 +29,7 @@ TINY = PipelineConfig.model_validate(
             "test_start": "2013-01-02",
             "test_end": "2014-12-31",
         },
-        "experts": {
-            "hidden_sizes_grid": [[8, 8, 4]],
-            "dropout_grid": [0.1],
-            "learning_rate_grid": [0.003],
-            "threshold_quantile_grid": [0.5],
-            "max_epochs": 4,
-            "patience": 2,
-        },
-        "baselines": {"n_trials": 1, "max_epochs": 4, "patience": 2},
-        "seeds": [0, 1],
+        **small_training([8, 8, 4], epochs=4, patience=2, thresholds=[0.5]),
     }
 )
 VARIANTS = [variant(n) for n in ("llm", "momentum", "random", "single", "oracle")]
@@ -103,18 +95,7 @@ def test_walk_forward_joins_out_of_sample_years_and_reuses_stored_models(feature
     assert set(daily["split"]) == {"test"}
     days = daily[(daily["model"] == "LLMoE") & (daily["seed"] == 0) & (daily["cost_bps"] == 0)]
     assert days["date"].is_unique and days["date"].min().year == 2013 and days["date"].max().year == 2014
-    assert set(daily["model"]) == {
-        "LLMoE",
-        "LLMoE[momentum]",
-        "LLMoE[random]",
-        "LLMoE[single]",
-        "LLMoE[oracle]",
-        "MoE",
-        "LSTM",
-        "MLP",
-        "LightGBM",
-        "Buy&Hold",
-    }
+    assert set(daily["model"]) == ALL_MODELS
     assert not any(calls)
     first = len(calls)
     again = walk_forward(features, routing(features), VARIANTS, TINY, 2013, 2014, store=recording)
@@ -129,3 +110,9 @@ def test_walk_forward_joins_out_of_sample_years_and_reuses_stored_models(feature
     assert isinstance(
         store.get_or_train(next(iter(store.folder.glob("*.safetensors"))).stem, ModelSet, lambda: None)[0], ModelSet
     )
+
+
+def test_folds_in_parallel_processes_give_the_same_returns(features):
+    one = walk_forward(features, routing(features), VARIANTS[:2], TINY, 2013, 2014, workers=1)
+    two = walk_forward(features, routing(features), VARIANTS[:2], TINY, 2013, 2014, workers=2)
+    pd.testing.assert_frame_equal(one, two)

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import dagster as dg
+from pydantic import PrivateAttr
 
 from llmoe_pipeline.config import PipelineConfig
 from llmoe_pipeline.paths import resolve_inside
@@ -37,6 +38,7 @@ class LLMRouterResource(dg.ConfigurableResource):
     backend: dict
     home: str
     base_url: str = ""  # the server URL (openai backend), kept apart so that one with credentials is an EnvVar
+    label_cache_url: str = ""  # storage.label_cache_url: a postgresql:// cache shared by every worker
 
     @property
     def config(self) -> RouterBackendConfig:
@@ -50,9 +52,10 @@ class LLMRouterResource(dg.ConfigurableResource):
         return BackendSpec(self.config, home=Path(self.home))
 
     def cache(self):
-        from llmoe_pipeline.router.cache import LabelCache
+        """SQLite under the home (one machine), or PostgreSQL when `label_cache_url` is set (a cluster)."""
+        from llmoe_pipeline.router.cache import open_label_cache
 
-        return LabelCache(Path(self.home) / "router_cache.sqlite")
+        return open_label_cache(self.label_cache_url or Path(self.home) / "router_cache.sqlite")
 
 
 class MLflowResource(dg.ConfigurableResource):
@@ -67,30 +70,70 @@ class MLflowResource(dg.ConfigurableResource):
         return MLflowConfig.model_validate({**self.tracking, "tracking_uri": self.tracking_uri})
 
     def tracker(self, experiment_name: str | None = None):
+        from mlflow.exceptions import MlflowException
+
         from llmoe_pipeline.tracking import ExperimentTracker
 
         cfg, home = self.config, Path(self.home)
-        return ExperimentTracker(
-            tracking_uri=cfg.tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
-            experiment_name=experiment_name or cfg.experiment_name,
-            artifact_location=cfg.artifact_location or str(home / "mlartifacts"),
-            ui_base_url=cfg.ui_base_url,
-        )
+        server = cfg.tracking_uri.startswith(("http://", "https://"))
+        # A tracking server (a cluster) decides where artifacts go (`mlflow server --serve-artifacts`: clients upload
+        # through it); a local folder of this worker's home would be unreachable from the others.
+        default_location = None if server else str(home / "mlartifacts")
+        for attempt in range(2):
+            try:
+                return ExperimentTracker(
+                    tracking_uri=cfg.tracking_uri or f"sqlite:///{home / 'mlflow.db'}",
+                    experiment_name=experiment_name or cfg.experiment_name,
+                    artifact_location=cfg.artifact_location or default_location,
+                    ui_base_url=cfg.ui_base_url,
+                )
+            except MlflowException as exc:  # two workers created the experiment at once: the second finds it
+                if attempt or not server or exc.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+        raise AssertionError("unreachable")
 
 
 class ModelStoreResource(dg.ConfigurableResource):
     """Where trained model sets are kept by training fingerprint (`<home>/model_cache`), and where result files
-    are written (`<home>/artifacts/<ticker>`)."""
+    are written (`<home>/artifacts/<ticker>`). With `storage_url` (a cluster: `storage.shared_url`) both live
+    there instead: result files are written to this worker's `<home>/artifacts/<ticker>` as before, copied from
+    the shared `artifacts/<ticker>` when a step asks for the folder and back when the step ends, so that a step on
+    another worker (e.g. mlflow_runs logging the backtest's plots) finds them."""
 
     home: str
+    storage_url: str = ""
+    _synced: set = PrivateAttr(default_factory=set)  # tickers whose artifacts this step copied down
 
     def store(self):
         from llmoe_pipeline.models.store import ModelStore
+        from llmoe_pipeline.storage import open_store
 
+        if self.storage_url:
+            return ModelStore(open_store(self.storage_url).child("model_cache"))
         return ModelStore(Path(self.home) / "model_cache")
 
+    def signals_dir(self) -> Path:
+        """The signal history: one Parquet file per ticker and day (llmoe_pipeline/signals.py)."""
+        return resolve_inside(self.home, "signals", "the LLMOE home folder")
+
     def artifacts_dir(self, ticker: str) -> Path:
-        return resolve_inside(self.home, Path("artifacts", ticker), "the LLMOE home folder")
+        folder = resolve_inside(self.home, Path("artifacts", ticker), "the LLMOE home folder")
+        if self.storage_url and ticker not in self._synced:
+            from llmoe_pipeline.storage import open_store, sync_down
+
+            sync_down(open_store(self.storage_url), f"artifacts/{ticker}", folder)
+            self._synced.add(ticker)
+        return folder
+
+    def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
+        from llmoe_pipeline.storage import open_store, sync_up
+
+        for ticker in sorted(self._synced):
+            sync_up(
+                resolve_inside(self.home, Path("artifacts", ticker), "the LLMOE home folder"),
+                open_store(self.storage_url),
+                f"artifacts/{ticker}",
+            )
 
 
 def secret_safe(url: str | None, env_name: str) -> Any:
@@ -114,11 +157,14 @@ def build_resources(settings: Settings) -> dict[str, Any]:
     return {
         "protocol": ProtocolResource(protocol=settings.protocol.model_dump(mode="json")),
         "llm_router": LLMRouterResource(
-            backend=router, home=home, base_url=secret_safe(settings.router_backend.base_url, ROUTER_URL_ENV)
+            backend=router,
+            home=home,
+            base_url=secret_safe(settings.router_backend.base_url, ROUTER_URL_ENV),
+            label_cache_url=settings.storage.label_cache_url,
         ),
         "mlflow": MLflowResource(
             tracking=tracking, home=home, tracking_uri=secret_safe(settings.mlflow.tracking_uri, MLFLOW_URI_ENV)
         ),
-        "model_store": ModelStoreResource(home=home),
-        "io_manager": LocalAssetIOManager(home=home),
+        "model_store": ModelStoreResource(home=home, storage_url=settings.storage.shared_url),
+        "io_manager": LocalAssetIOManager(home=home, storage_url=settings.storage.shared_url),
     }

@@ -3,7 +3,8 @@
 The key (a fingerprint) covers everything training reads: the training and validation rows (inputs,
 targets, router labels), the hyperparameter grid/space, the seeds and `MODEL_CODE_VERSION`. New test
 days do not change it; new training data, config or training code does. Values are stored in formats that
-cannot run code when read (`serialization`); an unreadable entry is retrained, never trusted.
+cannot run code when read (`serialization`); an unreadable entry is retrained, never trusted. The store is a
+folder under the home, or on a cluster a storage URL every worker reaches (`storage.shared_url`/model_cache).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from llmoe_pipeline.models.serialization import (
     model_set_from_file,
     model_set_to_bytes,
 )
+from llmoe_pipeline.storage import LocalStore, Store, open_store
 
 MODEL_CODE_VERSION = "2"  # bump whenever llmoe_pipeline/models changes how models are trained or stored
 T = TypeVar("T", ModelSet, LLMoESearch)
@@ -60,17 +62,31 @@ SUFFIX = {ModelSet: ".safetensors", LLMoESearch: ".json"}
 
 
 class ModelStore:
-    def __init__(self, folder: str | Path):
-        self.folder = Path(folder)
+    """Model sets by fingerprint in a folder, or (a cluster) at a storage URL every worker reaches
+    (`storage.shared_url`/model_cache: `s3://…`, `file:///shared/…`; llmoe_pipeline/storage.py)."""
+
+    def __init__(self, folder: str | Path | Store):
+        self.store = open_store(folder, "the model store")
+        # The folder of a local store (tests look into it); None for a storage URL.
+        self.folder: Path | None = self.store.root if isinstance(self.store, LocalStore) else None
 
     def get_or_train(self, fingerprint: str, kind: type[T], train: Callable[[], T]) -> tuple[T, bool]:
         """(value, reused): the stored value for `fingerprint`, else `train()`, stored atomically."""
-        path = self.folder / f"{fingerprint}{SUFFIX[kind]}"
-        if path.exists():
+        name = f"{fingerprint}{SUFFIX[kind]}"
+        if self.store.exists(name):
             try:
-                return load_value(kind, path), True
+                with self.store.local_file(name) as path:
+                    return load_value(kind, path), True
             except (ModelFileError, OSError):
-                path.unlink(missing_ok=True)
+                self.store.delete(name)
         value = train()
-        save_value(value, path)
+        self.store.write_bytes(name, _to_bytes(value))
         return value, False
+
+
+def _to_bytes(value: ModelSet | LLMoESearch) -> bytes:
+    if isinstance(value, ModelSet):
+        return model_set_to_bytes(value)
+    if isinstance(value, LLMoESearch):
+        return llmoe_search_to_json(value).encode("utf-8")
+    raise TypeError(f"cannot store a {type(value).__name__} as a model")

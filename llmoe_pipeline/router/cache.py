@@ -147,3 +147,13 @@ class LabelCache:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def open_label_cache(location: str | os.PathLike):
+    """The label cache at `location`: a `postgresql://` URL (a cluster: `storage.label_cache_url`, one cache for
+    every worker; `router.pg_cache`) or a SQLite file (the single-machine default, `<home>/router_cache.sqlite`)."""
+    from llmoe_pipeline.router.pg_cache import PostgresLabelCache, is_postgres_url
+
+    if is_postgres_url(location):
+        return PostgresLabelCache(str(location))
+    return LabelCache(location)

@@ -168,8 +168,31 @@ def model_set_tests(
 ) -> SignificanceTables:
     """SPA of every model against the benchmark, the MCS over all models, and each model's PSR (vs 0),
     on the seed-averaged series. Models that use the future enter SPA and MCS only if include_future."""
+    by_ticker = seed_averaged_returns(daily, split=split, cost_bps=cost_bps, benchmark=benchmark)
+    return returns_set_tests(
+        by_ticker,
+        reps=reps,
+        seed=seed,
+        mcs_size=mcs_size,
+        include_future=include_future,
+        periods=periods,
+        benchmark=benchmark,
+    )
+
+
+def returns_set_tests(
+    by_ticker: dict[str, pd.DataFrame],
+    *,
+    reps: int = 1000,
+    seed: int = 0,
+    mcs_size: float = 0.10,
+    include_future: bool = False,
+    periods: int = 252,
+    benchmark: str = BENCHMARK,
+) -> SignificanceTables:
+    """`model_set_tests` on daily return series given directly: ticker (or any label) -> date × model."""
     spa_rows, mcs_rows, psr_rows = [], [], []
-    for ticker, returns in seed_averaged_returns(daily, split=split, cost_bps=cost_bps, benchmark=benchmark).items():
+    for ticker, returns in by_ticker.items():
         eligible = [m for m in returns.columns if include_future or not uses_future(m)]
         excluded = [m for m in returns.columns if m not in eligible]
         others = [m for m in eligible if m != benchmark]
@@ -189,7 +212,7 @@ def model_set_tests(
             in_set = model in mcs.table.index
             mcs_rows.append(
                 {"ticker": ticker, "model": model, "uses_future": uses_future(model),
-                 "in_mcs": bool(mcs.table.at[model, "in_mcs"]) if in_set else pd.NA,
+                 "in_mcs": bool(mcs.table.at[model, "in_mcs"]) if in_set and mcs.reason is None else pd.NA,
                  "mcs_pvalue": float(mcs.table.at[model, "pvalue"]) if in_set else np.nan,
                  "sharpe": psr.sharpe, "mean_return": float(returns[model].mean())}
             )  # fmt: skip

@@ -38,6 +38,9 @@ def stationary_bootstrap_variance(d, block_size: int) -> np.ndarray:
     return var
 
 
+MIN_DAYS = 20  # as the Sharpe tests: fewer days give no usable bootstrap
+
+
 @dataclass(frozen=True)
 class SPAResult:
     """SPA p-values of H0 "no model beats the benchmark" (consistent is Hansen's recommended one)."""
@@ -66,6 +69,19 @@ def spa_test(
     bench = np.asarray(benchmark, dtype=float)
     if len(models) != len(bench):
         raise ValueError(f"models ({len(models)} rows) and benchmark ({len(bench)}) must cover the same days")
+    if len(bench) < MIN_DAYS:
+        nan = float("nan")
+        return SPAResult(
+            nan,
+            nan,
+            nan,
+            tuple(str(c) for c in models.columns),
+            (),
+            (),
+            0,
+            reps,
+            reason=f"too few days ({len(bench)} < {MIN_DAYS})",
+        )
     diff = models.to_numpy(dtype=float) - bench[:, None]  # = benchmark loss - model loss
     varies = np.ptp(diff, axis=0) > 0
     names = [str(c) for c in models.columns]
@@ -97,10 +113,23 @@ class MCSResult:
     block_size: int
     reps: int
     method: str
+    reason: str | None = None  # why the set is undefined (too few days, a degenerate bootstrap): in_mcs is NA
 
     @property
     def included(self) -> tuple[str, ...]:
-        return tuple(self.table.index[self.table["in_mcs"]])
+        return tuple(self.table.index[self.table["in_mcs"].fillna(False).astype(bool)])
+
+
+def _undefined(names: list[str], values: np.ndarray, size: float, reps: int, method: str, reason: str) -> MCSResult:
+    table = pd.DataFrame(
+        {
+            "in_mcs": pd.array([pd.NA] * len(names), dtype="boolean"),
+            "pvalue": np.nan,
+            "mean_return": values.mean(axis=0),
+        },
+        index=pd.Index(names, name="model"),
+    )
+    return MCSResult(table, size, 0, reps, method, reason)
 
 
 def model_confidence_set(
@@ -120,6 +149,8 @@ def model_confidence_set(
         raise ValueError("returns needs at least one model (column)")
     values = returns.to_numpy(dtype=float)
     names = [str(c) for c in returns.columns]
+    if len(returns) < MIN_DAYS:
+        return _undefined(names, values, size, reps, method, f"too few days ({len(returns)} < {MIN_DAYS})")
     first: dict[bytes, str] = {}
     representative = [first.setdefault(values[:, j].tobytes(), name) for j, name in enumerate(names)]
     unique = list(dict.fromkeys(representative))
@@ -128,8 +159,11 @@ def model_confidence_set(
     if len(unique) == 1:
         pvalues = pd.Series(1.0, index=unique)
     else:
-        mcs = MCS(losses, size=size, reps=reps, block_size=b, method=method, bootstrap="stationary", seed=seed)
-        mcs.compute()
+        try:
+            mcs = MCS(losses, size=size, reps=reps, block_size=b, method=method, bootstrap="stationary", seed=seed)
+            mcs.compute()
+        except (ValueError, IndexError, ZeroDivisionError, np.linalg.LinAlgError) as exc:
+            return _undefined(names, values, size, reps, method, f"MCS undefined here ({type(exc).__name__}: {exc})")
         pvalues = mcs.pvalues["Pvalue"]
     pvalue = [float(pvalues[r]) for r in representative]
     table = pd.DataFrame(

@@ -92,18 +92,34 @@ class ExperimentTracker:
         `code_version` defaults to the git-derived one of `provenance_tags()`. Call it before logging the
         seeds; calling it again (a retry, another process, even at the same moment) returns the same parent.
         """
+        identity = {TICKER_TAG: ticker, MODEL_TAG: model, CONFIG_HASH_TAG: config_hash, DATA_HASH_TAG: data_hash}
+        return self.identified_run(
+            identity,
+            run_name=f"{ticker}-{model}-{config_hash[:8]}",
+            params=params,
+            tags={**(tags or {}), ROLE_TAG: "parent"},
+            code_version=code_version,
+        )
+
+    def identified_run(
+        self,
+        identity: Mapping[str, str],
+        run_name: str,
+        params: Mapping[str, Any] | None = None,
+        tags: Mapping[str, Any] | None = None,
+        code_version: str | None = None,
+    ) -> str:
+        """Run id of the active run whose identity (`identity` + the code version) matches, else a new one.
+
+        The identity is stored hashed in one `llmoe.identity` tag. Search and create happen under the store's
+        lock, so two processes asking at the same moment get the same run. A reused run goes back to RUNNING
+        and gets this call's tags and provenance."""
         provenance = provenance_tags()
         if code_version is not None:
             provenance[CODE_VERSION_TAG] = code_version
-        identity = {
-            TICKER_TAG: ticker,
-            MODEL_TAG: model,
-            CONFIG_HASH_TAG: config_hash,
-            CODE_VERSION_TAG: provenance[CODE_VERSION_TAG],
-            DATA_HASH_TAG: data_hash,
-        }
+        identity = {**identity, CODE_VERSION_TAG: provenance[CODE_VERSION_TAG]}
         identity_key = sha256_json(identity)[:24]
-        all_tags = {**redact(tags), **provenance, **identity, IDENTITY_TAG: identity_key, ROLE_TAG: "parent"}
+        all_tags = redact({**(tags or {}), **provenance, **identity, IDENTITY_TAG: identity_key})
         with store_lock(self._lock_path):
             existing = self.client.search_runs(
                 [self.experiment_id],
@@ -115,11 +131,9 @@ class ExperimentTracker:
                 run_id = existing[0].info.run_id
                 self.client.update_run(run_id, status="RUNNING")
             else:
-                run_name = f"{ticker}-{model}-{config_hash[:8]}"
                 # Tagged at creation, inside the lock: the next process's search must already see it.
-                run = self.client.create_run(self.experiment_id, run_name=run_name, tags=redact(all_tags))
-                run_id = run.info.run_id
-        self._log_batch(run_id, params=params, tags=all_tags)  # a reused parent gets this run's provenance
+                run_id = self.client.create_run(self.experiment_id, run_name=run_name, tags=all_tags).info.run_id
+        self.log_batch(run_id, params=params, tags=all_tags)
         return run_id
 
     def log_seed_run(
@@ -163,7 +177,7 @@ class ExperimentTracker:
         ]
         scalars = [Metric(key, float(value), now, 0) for key, value in (metrics or {}).items()]
         with self.failed_on_error(run_id):
-            self._log_batch(run_id, params={"seed": seed, **(params or {})}, metrics=scalars + series)
+            self.log_batch(run_id, params={"seed": seed, **(params or {})}, metrics=scalars + series)
             self._log_artifacts(run_id, artifacts)
             if models:
                 log_models(self.client, self.tracking_uri, run_id, models)  # ends the run
@@ -198,7 +212,7 @@ class ExperimentTracker:
         from mlflow.entities import Metric
 
         now = int(time.time() * 1000)
-        self._log_batch(
+        self.log_batch(
             parent_id,
             metrics=[Metric(key, value, now, 0) for key, value in summary.items()],
             tags={N_SEEDS_TAG: len(seed_table)},
@@ -247,15 +261,17 @@ class ExperimentTracker:
             self.client.restore_experiment(experiment.experiment_id)
         return experiment.experiment_id
 
-    def _log_batch(self, run_id: str, params=None, tags=None, metrics=()) -> None:
+    def log_batch(self, run_id: str, params=None, tags=None, metrics=()) -> None:
+        """Params and tags (redacted) and metrics, in as many `log_batch` calls as MLflow's limits need (per call:
+        100 params, 100 tags, 1,000 entries in all)."""
         from mlflow.entities import Param, RunTag
 
-        self.client.log_batch(
-            run_id,
-            metrics=list(metrics),
-            params=[Param(k, v) for k, v in redact(params).items()],
-            tags=[RunTag(k, v) for k, v in redact(tags).items()],
-        )
+        params = [Param(k, v) for k, v in redact(params).items()]
+        tags = [RunTag(k, v) for k, v in redact(tags).items()]
+        metrics = list(metrics)
+        while params or tags or metrics:
+            self.client.log_batch(run_id, metrics=metrics[:800], params=params[:100], tags=tags[:100])
+            params, tags, metrics = params[100:], tags[100:], metrics[800:]
 
     def _log_artifacts(self, run_id: str, artifacts: Mapping[str, str | os.PathLike] | None) -> None:
         for folder, path in (artifacts or {}).items():

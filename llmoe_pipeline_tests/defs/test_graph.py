@@ -14,6 +14,7 @@ from llmoe_pipeline.models import ModelSet
 from llmoe_pipeline.runner import materializations, refresh_ticker
 from llmoe_pipeline_tests import fakes
 from llmoe_pipeline_tests.defs.graph_support import fake_definitions, slice_settings
+from llmoe_pipeline_tests.model_fixtures import ALL_MODELS
 
 MODELS = [
     "baseline_models/moe",
@@ -166,17 +167,7 @@ def test_significance_compares_every_llmoe_variant_with_every_model(graph, first
     value = defs.load_asset_value("significance", partition_key="AAPL", instance=instance)
     pairs = pd.DataFrame(value["test"]["pairs"])
     llmoe = pairs[pairs["model_a"] == "LLMoE"]
-    assert set(llmoe["model_b"]) == {
-        "LLMoE[momentum]",
-        "LLMoE[random]",
-        "LLMoE[single]",
-        "LLMoE[oracle]",
-        "MoE",
-        "LSTM",
-        "MLP",
-        "LightGBM",
-        "Buy&Hold",
-    }
+    assert set(llmoe["model_b"]) == ALL_MODELS - {"LLMoE"}
     assert pairs.loc[pairs["model_b"] == "LLMoE[oracle]", "uses_future"].all()
     mcs = pd.DataFrame(value["test"]["mcs"]).set_index("model")
     assert pd.isna(mcs.loc["LLMoE[oracle]", "in_mcs"])  # the oracle never competes in the confidence set

@@ -85,10 +85,10 @@ def _materialize(asset, values: dict, home: Path) -> dg.ExecuteInProcessResult:
 
 def test_asset_materializes_stores_a_table_and_reuses_its_mlflow_run(inputs, tmp_path, monkeypatch):
     # The shared checkout's git state changes while tests run: pin the code version the run's identity holds.
-    from llmoe_pipeline.diagnostics import tracking
+    from llmoe_pipeline.tracking import tracker
 
-    pinned = tracking.provenance_tags() | {CODE_VERSION_TAG: "test-code-version"}
-    monkeypatch.setattr(tracking, "provenance_tags", lambda: dict(pinned))
+    pinned = tracker.provenance_tags() | {CODE_VERSION_TAG: "test-code-version"}
+    monkeypatch.setattr(tracker, "provenance_tags", lambda: dict(pinned))
     (asset,) = build_diagnostics_assets(Partitions.for_tickers(["AAPL", "MSFT"]), VARIANTS)
     assert asset.key == dg.AssetKey("router_diagnostics")
     assert asset.group_names_by_key[asset.key] == "router"

@@ -27,6 +27,7 @@ import pandas as pd
 import yaml
 
 from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline_tests.model_fixtures import small_training
 
 SLICE_TICKERS = ("AAPL", "MSFT")
 # April and May 2012 are warm-up: the 30-day moving average and the 5-day window need ~35 trading days before
@@ -68,16 +69,8 @@ def write_config(path: Path, data_dir: Path, test_end: str | None = SLICE_END) -
             "tickers": list(SLICE_TICKERS),
         },
         "split": {**SPLIT, "test_end": test_end},
-        "router": {"explain_splits": ["test"]},
-        "experts": {
-            "hidden_sizes_grid": [[32, 16, 8]],
-            "dropout_grid": [0.1],
-            "learning_rate_grid": [0.003],
-            "max_epochs": 10,
-            "patience": 5,
-        },
-        "baselines": {"n_trials": 1, "max_epochs": 10, "patience": 5},
-        "seeds": [0, 1],
+        "router": {"explain_splits": ["test", "live"]},
+        **small_training([32, 16, 8], epochs=10, patience=5),
         "router_backend": {"backend": "vllm"},
         "mlflow": {"experiment_name": MLFLOW_EXPERIMENT},
         "schedule": {"enabled": True, "data_sensor_enabled": False},

@@ -1,6 +1,7 @@
 """`make ui` is `llmoe ui`: the Dagster UI (webserver + daemon) and MLflow's UI answer on 127.0.0.1, and one
 SIGTERM (or Ctrl-C) stops every process the two started, leaving both ports free."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -10,8 +11,8 @@ import urllib.request
 
 import psutil
 
-from llmoe_pipeline.cli import _port_free
 from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.ui import port_free
 from llmoe_pipeline_tests.e2e.support import SERVER_START_TIMEOUT_S, free_port
 
 
@@ -23,6 +24,14 @@ def _get(url: str, deadline: float) -> bytes:
             if time.time() > deadline:
                 raise
             time.sleep(1)
+
+
+def _cmdline(process: psutil.Process) -> str:
+    """Its command line, or "" for one that already exited (a short-lived helper can be a zombie by now)."""
+    try:
+        return " ".join(process.cmdline())
+    except psutil.Error:
+        return ""
 
 
 def test_llmoe_ui_serves_both_uis_and_sigterm_stops_every_process(tmp_path):
@@ -42,20 +51,18 @@ def test_llmoe_ui_serves_both_uis_and_sigterm_stops_every_process(tmp_path):
         assert b"dagster_webserver_version" in _get(f"http://127.0.0.1:{port}/server_info", deadline)
         assert _get(f"http://127.0.0.1:{mlflow_port}/health", deadline) == b"OK"
         started = psutil.Process(ui.pid).children(recursive=True)
-        names = " ".join(" ".join(p.cmdline()) for p in started)
+        names = " ".join(_cmdline(p) for p in started)
         assert "dagster dev" in names and "mlflow ui" in names
         assert (tmp_path / "home" / "dagster" / "dagster.yaml").exists()  # the project's instance settings
         ui.send_signal(signal.SIGTERM)
         assert ui.wait(timeout=90) == 0
         gone, alive = psutil.wait_procs(started, timeout=30)
-        assert not alive, [" ".join(p.cmdline()) for p in alive]
-        assert _port_free(port) and _port_free(mlflow_port)  # nothing listens any more
+        assert not alive, [_cmdline(p) for p in alive]
+        assert port_free(port) and port_free(mlflow_port)  # nothing listens any more
     finally:
         if ui.poll() is None:
             os.killpg(ui.pid, signal.SIGKILL)
         for p in psutil.process_iter():
-            try:
-                if str(tmp_path) in " ".join(p.cmdline()):
+            if str(tmp_path) in _cmdline(p):
+                with contextlib.suppress(psutil.Error):
                     p.kill()
-            except psutil.Error:
-                pass

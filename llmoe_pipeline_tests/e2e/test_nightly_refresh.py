@@ -1,11 +1,10 @@
 """The nightly refresh is incremental: after one new trading day, the schedule's runs (and the steps the chain
-sensor starts after them) label exactly one new window per ticker, reuse every trained model, and re-backtest
-with one more test day.
+sensor starts after them) label exactly one new window per ticker, reuse every trained model, re-backtest with one
+more test day and append tomorrow's signal.
 
-Why one window: a window ending on day t needs day t+1 for its target, so the slice's last day
-(Monday 2013-09-30) has no window yet; appending 2013-10-01 gives 2013-09-30 its target (a new test
-window, `test_end: null`), while 2013-10-01 itself waits for the next day. Training rows do not change,
-so the model fingerprints do not either.
+Why one window: the slice's last day (Monday 2013-09-30) is the live window (no target yet); appending 2013-10-01
+gives 2013-09-30 its target (now a test window, `test_end: null`, its label cached) and makes 2013-10-01 the new
+live window: the one prompt the model sees. Training rows do not change, so the model fingerprints do not either.
 """
 
 from __future__ import annotations
@@ -103,8 +102,12 @@ def test_weekday_schedule_tick_refreshes_incrementally(tmp_path, data_dir, conve
         assert a["router_labels"]["threshold"] == b["router_labels"]["threshold"]  # fitted on training windows
         labels_after = stored("router_labels", t)
         new_rows = labels_after[~labels_after["date"].isin(labels_before[t]["date"])]
-        assert new_rows["date"].dt.strftime("%Y-%m-%d").tolist() == [SLICE_END]
-        assert new_rows["split"].tolist() == ["test"]
+        assert new_rows["date"].dt.strftime("%Y-%m-%d").tolist() == [NEW_DAY]  # the new live window
+        assert new_rows["split"].tolist() == ["live"]
+        # Yesterday's live window now has its target: a test day, its label and explanation from the cache.
+        was_live = labels_after[labels_after["date"] == pd.Timestamp(SLICE_END)]
+        assert was_live["split"].tolist() == ["test"] and was_live["from_cache"].all()
+        assert a["trading_signals"]["latest_signal"]["as_of"] == NEW_DAY
         old = labels_after[labels_after["date"].isin(labels_before[t]["date"])].reset_index(drop=True)
         pd.testing.assert_series_equal(old["p_optimistic"], labels_before[t]["p_optimistic"].reset_index(drop=True))
         pd.testing.assert_series_equal(old["label"], labels_before[t]["label"].reset_index(drop=True))
@@ -120,4 +123,5 @@ def test_weekday_schedule_tick_refreshes_incrementally(tmp_path, data_dir, conve
         days_after = llmoe_test_days(t)
         assert len(days_after) == len(test_days_before[t]) + 1
         assert days_after.max() == pd.Timestamp(SLICE_END) > test_days_before[t].max()
-        assert stored("backtest_results", t)["model"].nunique() == 6  # LLMoE, 4 baselines, Buy&Hold
+        # LLMoE and its 4 free router ablations, 4 baselines, Buy&Hold
+        assert stored("backtest_results", t)["model"].nunique() == 10

@@ -14,7 +14,7 @@ import pytest
 from llmoe_pipeline_tests.e2e.support import ARTIFACTS_DIR
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-GROUPS = ("data", "features", "router", "models", "evaluation")
+GROUPS = ("data", "features", "router", "models", "evaluation", "signals")
 # What each node of the lineage graph is labelled with (a key's last part), and the keys the catalog lists.
 GRAPH_NODES = (
     "raw_prices",
@@ -30,6 +30,9 @@ GRAPH_NODES = (
     "backtest_results",
     "daily_returns",
     "mlflow_runs",
+    "router_diagnostics",
+    "significance",
+    "trading_signals",
 )
 CATALOG_KEYS = (
     "raw_prices",
@@ -51,7 +54,7 @@ CATALOG_KEYS = (
 pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (apt-get install chromium)")
 
 
-def render(url: str, screenshot: Path, profile: Path, budget_ms: int) -> str:
+def render(url: str, screenshot: Path, profile: Path, budget_ms: int, window: str = "1600,1400") -> str:
     """The page's DOM after `budget_ms` of virtual time (network fetches included), plus a screenshot."""
     result = subprocess.run(
         [
@@ -65,7 +68,7 @@ def render(url: str, screenshot: Path, profile: Path, budget_ms: int) -> str:
             "--disable-component-update",
             "--disable-sync",
             f"--user-data-dir={profile}",
-            "--window-size=1600,1400",
+            f"--window-size={window}",
             "--hide-scrollbars",
             f"--virtual-time-budget={budget_ms}",
             f"--screenshot={screenshot}",
@@ -85,10 +88,12 @@ def element_texts(dom: str) -> set[str]:
     return {re.sub(r"\s+", " ", t).strip() for t in re.findall(r">([^<>]+)<", dom)}
 
 
-def render_until(url: str, expected: tuple[str, ...], screenshot: Path, profile: Path) -> set[str]:
+def render_until(
+    url: str, expected: tuple[str, ...], screenshot: Path, profile: Path, window: str = "1600,1400"
+) -> set[str]:
     """Render, with a longer virtual-time budget on each retry while names are missing (slow machine)."""
     for budget_ms in (15_000, 30_000, 60_000):
-        texts = element_texts(render(url, screenshot, profile, budget_ms))
+        texts = element_texts(render(url, screenshot, profile, budget_ms, window))
         if set(expected) <= texts:
             break
     return texts
@@ -107,7 +112,8 @@ def test_lineage_graph_shows_every_asset_node(dagster_dev, browser_profile):
     expanded = ",".join(f"global@global:{g}" for g in GROUPS)  # every group opened, as "Expand all groups"
     url = f"{dagster_dev.url}/asset-groups?{urllib.parse.urlencode({'expanded': expanded})}"
     screenshot = ARTIFACTS_DIR / "dagster_asset_lineage.png"
-    texts = render_until(url, GRAPH_NODES + GROUPS, screenshot, browser_profile)
+    # The graph only draws the nodes inside the viewport: a window tall enough for every group.
+    texts = render_until(url, GRAPH_NODES + GROUPS, screenshot, browser_profile, window="2400,5000")
     assert "Global asset lineage" in texts
     assert not set(GRAPH_NODES + GROUPS) - texts, f"missing from the graph: {set(GRAPH_NODES + GROUPS) - texts}"
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one

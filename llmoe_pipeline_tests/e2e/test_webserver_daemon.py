@@ -19,7 +19,18 @@ TICKER = "AAPL"
 RUN_TIMEOUT_S = 780  # labelling ~330 windows takes 1-2 min idle, several on a shared 2-core CPU; pytest stops at 900 s
 CHAIN_JOBS = ["llmoe_job", "experts_job", "experts_job", "evaluation_job"]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
-SEEDED_MODELS = {"LLMoE", "LightGBM", "MLP", "LSTM", "MoE"}  # one child run per seed; Buy&Hold has one run
+# One child run per seed; Buy&Hold has one run. The free router ablations are LLMoE models of their own.
+SEEDED_MODELS = {
+    "LLMoE",
+    "LLMoE[momentum]",
+    "LLMoE[random]",
+    "LLMoE[single]",
+    "LLMoE[oracle]",
+    "LightGBM",
+    "MLP",
+    "LSTM",
+    "MoE",
+}
 
 STEP_FAILURES_QUERY = """
 query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { eventConnection { events {
@@ -106,6 +117,11 @@ def test_job_launched_over_graphql_refreshes_the_ticker_and_logs_to_mlflow(dagst
     # MLflow: one parent per model, one child per seed, tagged with the Dagster run and partition.
     mlflow = mlflow_runs(dagster_dev.home)
     assert set(mlflow["status"]) == {"FINISHED"}
+    # Beside the models' runs: the ticker's router-diagnostics run (logged by llmoe_job's router_diagnostics).
+    research = mlflow[mlflow["parent"].isna() & mlflow["model"].isna()]
+    assert list(research["tag.mlflow.runName"]) == [f"router-diagnostics-{TICKER}"]
+    assert not mlflow["parent"].isin(research["run_id"]).any()
+    mlflow = mlflow.drop(research.index)
     parents = mlflow[mlflow["parent"].isna()].set_index("run_id")
     children = mlflow[mlflow["parent"].notna()]
     assert sorted(parents["model"]) == sorted(SEEDED_MODELS | {"Buy&Hold"})

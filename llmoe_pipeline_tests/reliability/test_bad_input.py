@@ -799,7 +799,7 @@ def test_good_home_holds_the_three_assets(good_home):
         "assets/raw_headlines/AAPL.parquet",
         "assets/feature_windows/AAPL.parquet",
     }
-    assert len(pd.read_parquet(good_home / "assets/feature_windows/AAPL.parquet")) == 60 - 34
+    assert len(pd.read_parquet(good_home / "assets/feature_windows/AAPL.parquet")) == 60 - 34 + 1  # + the live window
 
 
 BY_ID = {c.id: c for c in REJECTED}

@@ -92,3 +92,17 @@ def test_block_size_is_at_least_one_and_bounded():
     iid, walk = rng.standard_normal(60), np.cumsum(rng.standard_normal(60))
     assert stationary_block_size(iid) < stationary_block_size(walk) <= 20  # persistence: longer blocks, <= T/3
     assert stationary_block_size(np.zeros((N, 2))) == 1
+
+
+def test_too_few_days_give_undefined_tests_with_a_reason_not_an_error():
+    import numpy as np
+    import pandas as pd
+
+    from llmoe_pipeline.significance.multiple import model_confidence_set, spa_test
+
+    rng = np.random.default_rng(0)
+    returns = pd.DataFrame(rng.normal(0, 0.01, (12, 3)), columns=["a", "b", "c"])
+    mcs = model_confidence_set(returns)
+    assert mcs.reason == "too few days (12 < 20)" and mcs.table["in_mcs"].isna().all() and mcs.included == ()
+    spa = spa_test(returns["a"], returns[["b", "c"]])
+    assert spa.reason == "too few days (12 < 20)" and np.isnan(spa.consistent)

@@ -72,6 +72,29 @@ def _legend(curves: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     return {f"{k} (uses the future)" if uses_future(k) else k: v for k, v in curves.items()}
 
 
+def test_plots(
+    daily: pd.DataFrame, labels: pd.DataFrame, raw_prices: pd.DataFrame, ticker: str, cost_bps: float, plots_dir: Path
+) -> dict[str, Path]:
+    """Equity and drawdown of every model against buy-and-hold, and the LLM router's regimes, over the test days
+    (none right after a retraining, when there is no test day yet)."""
+    curves = equity_curves(daily, "test", cost_bps)
+    if BUY_AND_HOLD not in curves:
+        return {}
+    bench = curves.pop(BUY_AND_HOLD).iloc[:, 0]
+    test_labels = labels.query("split == 'test'").set_index("date")["label"]
+    prices = raw_prices.set_index("date")["adj_close"].rename(f"{ticker} adj close")
+    prices = prices.loc[test_labels.index.min() : test_labels.index.max()]
+    return {
+        "equity": plot_equity(
+            _legend(curves), bench, plots_dir / "equity.png", title=f"{ticker}: test equity (mean ± 1 std over seeds)"
+        ),
+        "drawdown": plot_drawdown(_legend(curves), bench, plots_dir / "drawdown.png", title=f"{ticker}: test drawdown"),
+        "regimes": plot_regimes(
+            prices, test_labels, plots_dir / "regimes.png", title=f"{ticker}: LLM router regimes (test)"
+        ),
+    }
+
+
 def build_evaluation_assets(partitions: Partitions, variants: list[RouterVariant]) -> list:
     llm = next(v for v in variants if v.name == "llm")
 
@@ -131,25 +154,7 @@ def build_evaluation_assets(partitions: Partitions, variants: list[RouterVariant
         costs = [cfg.backtest.cost_bps, *[c for c in cfg.backtest.extra_cost_bps if c != cfg.backtest.cost_bps]]
         metrics, daily = evaluate(predictions, costs, cfg.backtest.periods_per_year, cfg.backtest.risk_free)
         plots_dir = model_store.artifacts_dir(ticker) / "plots"
-        curves = equity_curves(daily, "test", cfg.backtest.cost_bps)
-        bench = curves.pop(BUY_AND_HOLD).iloc[:, 0]
-        test_labels = routed_labels(values, llm).query("split == 'test'").set_index("date")["label"]
-        prices = raw_prices.set_index("date")["adj_close"].rename(f"{ticker} adj close")
-        prices = prices.loc[test_labels.index.min() : test_labels.index.max()]
-        plots = {
-            "equity": plot_equity(
-                _legend(curves),
-                bench,
-                plots_dir / "equity.png",
-                title=f"{ticker}: test equity (mean ± 1 std over seeds)",
-            ),
-            "drawdown": plot_drawdown(
-                _legend(curves), bench, plots_dir / "drawdown.png", title=f"{ticker}: test drawdown"
-            ),
-            "regimes": plot_regimes(
-                prices, test_labels, plots_dir / "regimes.png", title=f"{ticker}: LLM router regimes (test)"
-            ),
-        }
+        plots = test_plots(daily, routed_labels(values, llm), raw_prices, ticker, cfg.backtest.cost_bps, plots_dir)
         summary = summarize(metrics[metrics["cost_bps"] == cfg.backtest.cost_bps])
         test = summary[summary["split"] == "test"]
         yield dg.Output(
@@ -159,7 +164,7 @@ def build_evaluation_assets(partitions: Partitions, variants: list[RouterVariant
                 "rows": len(metrics),
                 "results_test": dg.MetadataValue.md(to_markdown(test)),
                 "llmoe_test_sharpe_mean": float(
-                    test.loc[test["model"] == llm.display_name, "sharpe_ratio_mean"].iloc[0]
+                    test.loc[test["model"] == llm.display_name, "sharpe_ratio_mean"].mean()
                 ),
                 "plots_dir": dg.MetadataValue.path(str(plots_dir)),
                 **{f"plot_{k}": _png_markdown(v) for k, v in plots.items()},

@@ -7,7 +7,8 @@ import pandas as pd
 from llmoe_pipeline.defs.checks import OWNERS, checks_then_output
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.resources import ProtocolResource
-from llmoe_pipeline.features import build_features, dropped_row_counts, window_columns
+from llmoe_pipeline.features import LIVE, build_features, dropped_row_counts, live_windows, window_columns
+from llmoe_pipeline.retraining import effective_split
 
 _CHECKS = [
     dg.AssetCheckSpec(
@@ -20,18 +21,21 @@ _CHECKS = [
         "split_order",
         asset="feature_windows",
         blocking=True,
-        description="train < validation < test in time, and every split has rows",
+        description="train < validation < test < live in time, and train, validation and test have rows",
     ),
 ]
 
 
-def split_order_problems(features: pd.DataFrame) -> list[str]:
+def split_order_problems(features: pd.DataFrame, require_test: bool = True) -> list[str]:
+    """What is wrong with the split: a missing split, or two splits out of time order. Under a retraining policy
+    the test split is empty right after a retraining (the first night of a period): then only train and
+    validation must have rows."""
     problems = []
     spans = {s: (g["date"].min(), g["date"].max()) for s, g in features.groupby("split")}
-    for name in ("train", "validation", "test"):
+    for name in ("train", "validation", "test") if require_test else ("train", "validation"):
         if name not in spans:
             problems.append(f"no {name} rows")
-    for early, late in (("train", "validation"), ("validation", "test")):
+    for early, late in (("train", "validation"), ("validation", "test"), ("test", LIVE)):
         if early in spans and late in spans and spans[early][1] >= spans[late][0]:
             problems.append(f"{early} ends {spans[early][1].date()} after {late} starts {spans[late][0].date()}")
     return problems
@@ -47,13 +51,19 @@ def build_feature_assets(partitions: Partitions) -> list:
         check_specs=_CHECKS,
     )
     def feature_windows(context: dg.AssetExecutionContext, protocol: ProtocolResource, raw_prices: pd.DataFrame):
-        """11 features/day × 5-day window = 55 inputs, next-day target, train/validation/test split."""
+        """11 features/day × 5-day window = 55 inputs, next-day target, train/validation/test split, and the live
+        window (the last day: its target is not known yet, it is what the next session trades on). The split is the
+        protocol's, or the retraining policy's for the newest day in the data."""
         cfg = protocol.config
-        features = build_features(raw_prices, cfg.split, window=cfg.window)
+        split = effective_split(cfg, raw_prices["date"].max().date())
+        features = pd.concat(
+            [build_features(raw_prices, split, window=cfg.window), live_windows(raw_prices, window=cfg.window)],
+            ignore_index=True,
+        )
         counts = features.groupby("split").size().to_dict()
         values = features[window_columns(cfg.window)].to_numpy()
         n_bad = int((~np.isfinite(values)).any(axis=1).sum())
-        problems = split_order_problems(features)
+        problems = split_order_problems(features, require_test=cfg.retrain.every == "never")
         yield from checks_then_output(
             features,
             [
@@ -69,6 +79,10 @@ def build_feature_assets(partitions: Partitions) -> list:
                 "first_date": str(features["date"].min().date()),
                 "last_date": str(features["date"].max().date()),
                 "up_share_train": float(features.loc[features["split"] == "train", "target"].mean()),
+                "trained_through": str(split.train_end),
+                "live_as_of": str(features.loc[features["split"] == LIVE, "date"].max().date())
+                if (features["split"] == LIVE).any()
+                else "none",
             },
         )
 

@@ -65,6 +65,7 @@ def build_research_assets(partitions: Partitions, variants: list[RouterVariant],
                 cfg.walk_forward.first_year,
                 cfg.walk_forward.last_year,
                 store=store.get_or_train,
+                workers=cfg.walk_forward.workers,
                 progress=lambda m: progress_log(context, m),
             )
             years = yearly_sharpe(daily, cfg.backtest.cost_bps, cfg.backtest.periods_per_year)
@@ -97,7 +98,9 @@ def build_research_assets(partitions: Partitions, variants: list[RouterVariant],
         seeds' win share; SPA against buy-and-hold; the 10 % Model Confidence Set; each model's PSR. On the test
         split, and on the joined walk-forward years when they exist."""
         cfg = protocol.config
-        value = {"test": significance_tables(daily_returns, cfg, "test")}
+        value = {}
+        if (daily_returns["split"] == "test").any():  # none yet right after a retraining
+            value["test"] = significance_tables(daily_returns, cfg, "test")
         if walk:
             wf = walk["walk_forward_returns"].assign(split="walk_forward")
             value["walk_forward"] = significance_tables(wf, cfg, "walk_forward")

@@ -55,6 +55,8 @@ def build_tracking_assets(partitions: Partitions, variants: list[RouterVariant])
     ) -> dg.Output:
         """Every model × seed of the ticker in MLflow: params, metrics, loss curves, predictions, models, plots."""
         cfg, ticker = protocol.config, context.partition_key
+        if not mlflow.config.research_runs:  # e.g. the nightly live setup: its signals are logged by trading_signals
+            return dg.Output({}, metadata={"skipped": "mlflow.research_runs is false"})
         example = feature_windows.loc[feature_windows["split"] == "test", window_columns(cfg.window)].head(5)
         tags = {
             "dagster.run_id": context.run.run_id,
