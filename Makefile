@@ -39,7 +39,7 @@ lint: install  # ruff (lint + format check, one line length) and mypy on the pac
 	$(VENV)/bin/ruff format --check llmoe_pipeline llmoe_pipeline_tests
 	$(VENV)/bin/mypy
 
-# The research verdict beyond `make run` (hours on 2 cores; measured once, see README "Results"): the LLM ablations
+# The research verdict beyond `make run` (hours on 2 cores; README "Results" says what was measured): the LLM ablations
 # and the walk-forward for AAPL and MSFT, then the verdict across the 22 reference tickers on a shorter period.
 research: install
 	mkdir -p research

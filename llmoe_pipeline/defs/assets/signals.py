@@ -105,12 +105,12 @@ def build_signal_assets(partitions: Partitions, variants: list[RouterVariant]) -
         latest = signals_json(signals.tail(1))
         progress_log(
             context,
-            f"{len(written)} new signal(s); latest: "
+            f"{len(written)} new signal(s); "
             + (
-                f"{latest[0]['as_of']} {'LONG' if latest[0]['position'] else 'CASH'} "
+                f"latest: {latest[0]['as_of']} {'LONG' if latest[0]['position'] else 'CASH'} "
                 f"({latest[0]['regime']}, P(up) {latest[0]['prob_up']:.3f})"
                 if latest
-                else "none"
+                else "the signal history already covers every day"
             ),
         )
         return dg.Output(
