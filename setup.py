@@ -61,8 +61,15 @@ setup(
             "psutil>=5.9",
             "dockerfile>=3.3",  # the user-code image's Dockerfile, parsed by Docker's own parser in the tests
         ],
-        "dev": ["pytest>=8", "pytest-timeout>=2.3", "hypothesis>=6.100", "psutil>=5.9", "ruff==0.17.6", "mypy==2.4.1",
-                "pre-commit>=4"],
+        "dev": [
+            "pytest>=8",
+            "pytest-timeout>=2.3",
+            "hypothesis>=6.100",
+            "psutil>=5.9",
+            "ruff==0.17.6",
+            "mypy==2.4.1",
+            "pre-commit>=4",
+        ],
     },
     entry_points={
         "console_scripts": ["llmoe=llmoe_pipeline.cli:main", "llmoe-cluster=llmoe_pipeline.cluster.cli:main"]

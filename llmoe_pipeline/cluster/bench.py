@@ -6,7 +6,9 @@
 Both paths label the same windows (the config's train/validation/test windows of each ticker, explanations where
 the config asks for them) into an empty label cache, so every window reaches a model:
 - in-process (what `llmoe run` and a run on a single machine do): per ticker, load the offline vLLM engine
-  (`vllm` backend), label the ticker, close it; the load is paid once per ticker;
+  (`vllm` backend, the server's engine and precision), label the ticker, close it; the load is paid once per
+  ticker; and the same with this machine's default path (`in_process_default`: on an AMX CPU, bfloat16 in plain
+  torch, other labels than float32);
 - shared server (what the cluster does): the running cluster's `vllm serve` (`make cluster-up` first; its base URL
   is read from `$LLMOE_HOME/cluster/config.yaml`), `--clients` tickers labelled at once through the `openai`
   backend, as concurrent runs do; no model load per ticker.
@@ -29,23 +31,15 @@ def ticker_prompts(settings, ticker: str):
     """The ticker's train/validation/test window prompts, and which of them the config explains."""
     import pandas as pd
 
-    from llmoe_pipeline.data import daily_news, load_headlines, load_prices
+    from llmoe_pipeline.data import load_headlines, load_prices
     from llmoe_pipeline.features import build_features
-    from llmoe_pipeline.router.prompt import build_prompts
+    from llmoe_pipeline.router.prompt import configured_prompts
 
     cfg = settings.protocol
     prices = pd.concat([load_prices(p, tickers=[ticker]) for p in cfg.data.price_paths()], ignore_index=True)
     headlines = pd.concat([load_headlines(p, tickers=[ticker]) for p in cfg.data.headline_paths()], ignore_index=True)
     windows = build_features(prices, cfg.split)
-    windows = windows[windows["split"].isin(["train", "validation", "test"])]
-    prompts = build_prompts(
-        windows,
-        daily_news(headlines, prices),
-        window=cfg.window,
-        max_news_chars=cfg.router.max_news_chars,
-        max_headline_chars=cfg.router.max_headline_chars,
-    )
-    return prompts, prompts["split"].isin(cfg.router.explain_splits).to_numpy()
+    return configured_prompts(windows[windows["split"].isin(["train", "validation", "test"])], headlines, prices, cfg)
 
 
 def _subset(prompts, explain, n: int | None):
@@ -77,10 +71,11 @@ class _Loaded:
         return self.backend
 
 
-def in_process(settings, work: dict, home: Path) -> dict:
+def in_process(settings, work: dict, home: Path, backend_name: str | None) -> dict:
+    """Per ticker: load `backend_name` (None: this machine's default path), label, close."""
     from llmoe_pipeline.router.backends import BackendSpec
 
-    config = settings.router_backend.model_copy(update={"backend": "vllm", "base_url": None})
+    config = settings.router_backend.model_copy(update={"backend": backend_name, "base_url": None})
     per_ticker = {}
     for ticker, (prompts, explain) in work.items():
         started = time.perf_counter()
@@ -145,11 +140,13 @@ def main(argv: list[str] | None = None) -> int:
         "tickers": tickers,
         "windows_per_ticker": {t: len(p) for t, (p, _) in work.items()},
         "shared_server": shared_server(server, work, args.clients),
-        "in_process": in_process(local, work, llmoe_home()),
+        "in_process": in_process(local, work, llmoe_home(), "vllm"),
+        "in_process_default": in_process(local, work, llmoe_home(), None),
     }
     shared, own = result["shared_server"], result["in_process"]
     shared["windows_per_s"] = round(shared["windows"] / shared["wall_s"], 2)
     result["speedup"] = round(own["wall_s"] / shared["wall_s"], 2)
+    result["speedup_vs_default"] = round(result["in_process_default"]["wall_s"] / shared["wall_s"], 2)
     result["model_load_saved_s"] = own["load_s"]
     text = json.dumps(result, indent=2)
     print(text)

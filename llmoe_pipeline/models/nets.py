@@ -177,6 +177,12 @@ def rebuild_network(class_name: str, init_args: dict, state_dict: dict) -> Proba
     return net.eval()
 
 
+# Validation log loss (nats) below which nothing is left to learn. Only a network whose days all share one target
+# gets there (the oracle router's experts: an upper bound); its loss would otherwise shrink for all max_epochs.
+# Models of real routers sit near log 2 = 0.69 and never reach it.
+LEARNT_LOSS = 1e-3
+
+
 def train_network(
     build: Callable[[], ProbabilityNet],
     x_train: np.ndarray,
@@ -190,7 +196,8 @@ def train_network(
     batch_size: int,
     seed: int,
 ) -> tuple[ProbabilityNet, pd.DataFrame, int]:
-    """Adam on minibatch log loss; early stopping on validation log loss, best weights restored.
+    """Adam on minibatch log loss; early stopping on validation log loss, best weights restored. Training also
+    stops once the validation loss is below LEARNT_LOSS (see there).
 
     Returns (network in eval mode, history with one row per epoch: epoch, train_loss, val_loss, best epoch).
     train_loss is the mean minibatch loss of the epoch (dropout on); val_loss is computed in eval mode.
@@ -225,7 +232,7 @@ def train_network(
             if val_loss < best_loss:
                 best_loss, best_epoch = val_loss, epoch
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
-            elif epoch - best_epoch >= patience:
+            if val_loss < LEARNT_LOSS or epoch - best_epoch >= patience:
                 break
         assert best_state is not None  # max_epochs >= 1: at least one epoch improved on inf
         net.load_state_dict(best_state)

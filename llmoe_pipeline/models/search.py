@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.models.common import FittedModel, input_columns
+from llmoe_pipeline.models.parallel import map_fits
 
 LOG_LOSS_EPS = 1e-7
 
@@ -72,10 +73,8 @@ def run_search(candidates: list[dict], fit: Callable[[dict], FittedModel], featu
     if not candidates:
         raise ValueError("run_search: no candidates")
     cols = input_columns(features)
-    rows, models = [], []
-    for trial, params in enumerate(candidates):
-        model = fit(params)
-        models.append(model)
+    rows, models = [], map_fits(fit, candidates)
+    for trial, (params, model) in enumerate(zip(candidates, models)):
         val = features.loc[model.validation_rows]
         rows.append(
             {

@@ -19,6 +19,7 @@ from llmoe_pipeline.models.experts import (
 )
 from llmoe_pipeline.models.model_set import ModelSet
 from llmoe_pipeline.models.nets import FeedForwardNet
+from llmoe_pipeline.models.parallel import map_fits
 from llmoe_pipeline.models.registry import ModelSpec
 from llmoe_pipeline.models.search import run_search
 from llmoe_pipeline.models.store import training_fingerprint
@@ -49,11 +50,17 @@ def baseline_fingerprint(spec: ModelSpec, features: pd.DataFrame, cfg: PipelineC
 def fit_baseline_set(spec: ModelSpec, features: pd.DataFrame, cfg: PipelineConfig) -> ModelSet:
     """Random search on validation, then one fit per seed; the search's winning fit is the search seed's model."""
     search = spec.search(features, cfg.baselines)
-    models = {
-        seed: search.best_model if seed == cfg.baselines.search_seed else spec.fit(features, search.best_params, seed)
-        for seed in cfg.seeds
-    }
+    models = seed_models(
+        lambda seed: spec.fit(features, search.best_params, seed), cfg.seeds, cfg.baselines.search_seed, search
+    )
     return ModelSet(spec.name, search.best_params, models, search.table)
+
+
+def seed_models(fit_seed, seeds: list[int], search_seed: int, search) -> dict[int, Any]:
+    """One model per seed; the search seed's is the search's winning fit (no refit), the others fit in parallel."""
+    others = [seed for seed in seeds if seed != search_seed]
+    fitted = dict(zip(others, map_fits(fit_seed, others)))
+    return {seed: search.best_model if seed == search_seed else fitted[seed] for seed in seeds}
 
 
 def scored_rows(features: pd.DataFrame, routing: pd.DataFrame) -> pd.DataFrame:
@@ -102,7 +109,7 @@ def fit_expert_set(
 ) -> ModelSet:
     """The `regime` expert with the grid's hyperparameters, once per seed, on the days routed to it."""
     routed, params = apply_threshold(routing, search.threshold), search.expert_params(regime)
-    models = {seed: train_expert(features, routed, regime, params, seed) for seed in seeds}
+    models = dict(zip(seeds, map_fits(lambda seed: train_expert(features, routed, regime, params, seed), seeds)))
     return ModelSet(expert_name(regime), params, models, search.table)
 
 
@@ -128,7 +135,7 @@ def fit_single_expert_set(features: pd.DataFrame, cfg: PipelineConfig) -> ModelS
 
     seed0 = cfg.experts.search_seed
     search = run_search(single_expert_candidates(cfg), lambda params: fit(params, seed0), features)
-    models = {seed: search.best_model if seed == seed0 else fit(search.best_params, seed) for seed in cfg.seeds}
+    models = seed_models(lambda seed: fit(search.best_params, seed), cfg.seeds, seed0, search)
     return ModelSet(SINGLE_EXPERT, search.best_params, models, search.table)
 
 

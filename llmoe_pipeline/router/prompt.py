@@ -211,3 +211,21 @@ def build_prompts(
     out["prompt"] = text
     out["prompt_sha256"] = [sha256_text(t) for t in text]
     return out
+
+
+def configured_prompts(
+    windows: pd.DataFrame, headlines: pd.DataFrame, prices: pd.DataFrame, cfg, parts: tuple[str, ...] = PARTS
+) -> tuple[pd.DataFrame, np.ndarray]:
+    """The prompts of `windows` as the protocol `cfg` (a PipelineConfig) builds them, and which of them it explains
+    (`router.explain_splits`): what the router asset and the cluster benchmark label."""
+    from llmoe_pipeline.data import daily_news
+
+    prompts = build_prompts(
+        windows,
+        daily_news(headlines, prices),
+        window=cfg.window,
+        max_news_chars=cfg.router.max_news_chars,
+        max_headline_chars=cfg.router.max_headline_chars,
+        parts=parts,
+    )
+    return prompts, prompts["split"].isin(cfg.router.explain_splits).to_numpy()

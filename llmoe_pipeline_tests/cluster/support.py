@@ -47,11 +47,12 @@ def free_port_base() -> int:
 
 
 def write_test_config(path: Path) -> Path:
-    """The slice, with 16 windows per cache commit and no generated explanations (generation is twice the cost of
-    scoring on a CPU, and nothing here is about explanations)."""
+    """The slice, with 16 windows per cache commit, no generated explanations (generation is twice the cost of
+    scoring on a CPU, and nothing here is about explanations) and the LLM router only (each variant adds Celery
+    steps, each a process start; the variants are tested in-process)."""
     config = yaml.safe_load(SLICE_CONFIG.read_text())
     config["router_backend"] = {**config.get("router_backend", {}), "batch_size": BATCH}
-    config["router"] = {**config.get("router", {}), "explain_splits": ["none"]}
+    config["router"] = {**config.get("router", {}), "explain_splits": ["none"], "variants": ["llm"]}
     path.write_text(yaml.safe_dump(config, sort_keys=False))
     return path
 

@@ -94,6 +94,25 @@ def test_early_stopping_keeps_the_best_validation_epoch(features, labels):
     assert log_loss == pytest.approx(h["val_loss"].min(), abs=1e-5)
 
 
+def test_a_regime_with_one_target_stops_once_learnt_and_others_run_to_patience(features):
+    """The oracle's routing gives each expert days of one direction only: its validation loss would fall for every
+    epoch; training stops at LEARNT_LOSS. Real routing never gets near it and runs until patience."""
+    from llmoe_pipeline.models.nets import LEARNT_LOSS
+    from llmoe_pipeline.routing import oracle_scores
+
+    oracle = oracle_scores(features).assign(
+        label=lambda s: np.where(s["p_optimistic"] > 0.5, "Optimistic", "Pessimistic")
+    )
+    params = {**PARAMS, "hidden_sizes": [64, 32, 16], "max_epochs": 200, "patience": 20, "learning_rate": 1e-3}
+    learnt = train_expert(features, oracle, "Optimistic", params, seed=0).history
+    assert learnt["val_loss"].iloc[-1] < LEARNT_LOSS <= learnt["val_loss"].iloc[:-1].min()
+    assert len(learnt) < 40  # not the 200 epochs it would run to without the floor
+    real = train_expert(features, rule_labels(features), "Optimistic", {**params, "max_epochs": 60}, seed=0).history
+    assert real["val_loss"].min() > 0.5  # a real router's expert: near log 2
+    best = int(real.loc[real["val_loss"].idxmin(), "epoch"])
+    assert len(real) == min(60, best + 20)
+
+
 def test_same_seed_same_bytes_other_seed_other_weights(features, labels, optimistic_expert):
     x = features.loc[features["split"] == "test", input_columns(features)].to_numpy()
     torch.manual_seed(12345)  # the caller's global RNG state must not matter, and is left alone

@@ -6,7 +6,6 @@ import time
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.data import daily_news
 from llmoe_pipeline.defs.checks import OWNERS, checks_then_output, retry_only
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
@@ -14,7 +13,7 @@ from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
 from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, apply_threshold, fit_threshold, regime_counts, too_few_windows
 from llmoe_pipeline.router.backends.openai import ServerUnavailableError
 from llmoe_pipeline.router.labels import label_windows
-from llmoe_pipeline.router.prompt import build_prompts, prompt_version
+from llmoe_pipeline.router.prompt import configured_prompts, prompt_version
 from llmoe_pipeline.routing import RULE_SCORES, RouterVariant, random_scores
 
 RETRY_DELAY_S = 5  # a router server that is restarting answers again within seconds
@@ -69,15 +68,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant):
     ):
         cfg = protocol.config
         windows = feature_windows[feature_windows["split"] != "none"]
-        prompts = build_prompts(
-            windows,
-            daily_news(raw_headlines, raw_prices),
-            window=cfg.window,
-            max_news_chars=cfg.router.max_news_chars,
-            max_headline_chars=cfg.router.max_headline_chars,
-            parts=parts,
-        )
-        explain = prompts["split"].isin(cfg.router.explain_splits).to_numpy()
+        prompts, explain = configured_prompts(windows, raw_headlines, raw_prices, cfg, parts)
         started, last_log = time.time(), [0.0]
 
         def progress(done: int, total: int, rate: float) -> None:
