@@ -29,15 +29,16 @@ from llmoe_pipeline.paths import llmoe_home
 
 def ticker_prompts(settings, ticker: str):
     """The ticker's train/validation/test window prompts, and which of them the config explains."""
-    import pandas as pd
-
     from llmoe_pipeline.data import load_headlines, load_prices
     from llmoe_pipeline.features import build_features
     from llmoe_pipeline.router.prompt import configured_prompts
 
     cfg = settings.protocol
-    prices = pd.concat([load_prices(p, tickers=[ticker]) for p in cfg.data.price_paths()], ignore_index=True)
-    headlines = pd.concat([load_headlines(p, tickers=[ticker]) for p in cfg.data.headline_paths()], ignore_index=True)
+    # As raw_prices and raw_headlines read them: every configured file at once (a ticker may be in one file only).
+    tz = cfg.data.exchange_timezone
+    prices = load_prices(cfg.data.price_paths(), tickers=[ticker], exchange_timezone=tz)
+    headlines = load_headlines(cfg.data.headline_paths(), exchange_timezone=tz)
+    headlines = headlines[headlines["ticker"] == ticker].reset_index(drop=True)
     windows = build_features(prices, cfg.split)
     return configured_prompts(windows[windows["split"].isin(["train", "validation", "test"])], headlines, prices, cfg)
 

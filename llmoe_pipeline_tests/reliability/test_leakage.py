@@ -61,7 +61,7 @@ def _pipeline(prices, headlines, cache):
     features = build_features(prices, SPLIT)
     windows = features[features["split"] != "none"]
     prompts = build_prompts(windows, daily_news(headlines, prices), **SHORT)
-    router = BackendSpec(RouterBackendConfig(backend="vllm", model="smollm2-135m-instruct"))
+    router = BackendSpec(RouterBackendConfig(model="smollm2-135m-instruct"))  # this machine's default path
     labels = label_windows(prompts, router, cache, batch_size=64)
     search_seed = 0
     # The LLMoE grid search chooses the threshold (a quantile of the training windows' p) and the networks.
