@@ -24,6 +24,7 @@ from llmoe_pipeline.features import LIVE, assign_split
 from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models import training as tr
 from llmoe_pipeline.models.store import training_fingerprint
+from llmoe_pipeline.parallel import one_fit_at_a_time
 from llmoe_pipeline.regimes import REGIMES, apply_threshold
 from llmoe_pipeline.routing import RouterVariant
 
@@ -187,13 +188,15 @@ def walk_forward(
     """The out-of-sample daily returns of every model × seed over the test years, at every cost: columns year,
     ticker, model, seed, split ("test"), cost_bps, date, position, strategy_return, equity (within its year).
 
-    `workers` > 1 trains folds in parallel processes (training is single-threaded, so a fold per core); the
-    results do not depend on it (every fit is seeded and deterministic)."""
+    `workers` > 1 trains folds in parallel processes (training is single-threaded, so a fold per core; each fold
+    fits its models one after another); the results do not depend on it (every fit is seeded and deterministic)."""
     fold_list = folds(cfg, first_year, last_year, pd.Timestamp(features["date"].max()).date())
     args = [(features, routing, variants, cfg, fold, store) for fold in fold_list]
     if workers > 1 and len(fold_list) > 1:
         context = multiprocessing.get_context("spawn")  # a clean interpreter: no inherited threads or locks
-        with concurrent.futures.ProcessPoolExecutor(min(workers, len(fold_list)), mp_context=context) as pool:
+        with concurrent.futures.ProcessPoolExecutor(
+            min(workers, len(fold_list)), mp_context=context, initializer=one_fit_at_a_time
+        ) as pool:
             futures = [pool.submit(run_fold, *a) for a in args]
             results = []
             for future in futures:

@@ -32,9 +32,12 @@ def test_paper_config_equals_the_defaults():
     assert settings.tickers == ("AAPL", "MSFT")
 
 
-def test_all_tickers_config_changes_only_the_split():
+def test_all_tickers_config_changes_only_the_split_and_what_is_explained():
     config = load_settings(CONFIGS / "all_tickers_recent.yaml").protocol
-    assert config.model_copy(update={"split": PipelineConfig().split}) == PipelineConfig()
+    paper = PipelineConfig()
+    assert config.router.explain_splits == ["live"]
+    router = config.router.model_copy(update={"explain_splits": paper.router.explain_splits})
+    assert config.model_copy(update={"split": paper.split, "router": router}) == paper
     assert (str(config.split.train_start), str(config.split.test_end)) == ("2014-01-02", "2016-06-30")
 
 

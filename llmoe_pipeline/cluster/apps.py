@@ -15,6 +15,7 @@ from llmoe_pipeline.cluster.layout import ClusterLayout, ClusterState
 from llmoe_pipeline.cluster.procs import port_open
 from llmoe_pipeline.cluster.services import BIN, DAGSTER_TEMPLATE, LOCATION, Service, _http_ok, base_env
 from llmoe_pipeline.io import private_mkdir, write_text_atomic
+from llmoe_pipeline.parallel import WORKERS_ENV
 
 WORKER_QUEUE = "dagster"  # dagster-celery's default queue
 
@@ -155,6 +156,8 @@ def worker(layout: ClusterLayout, state: ClusterState, n: int) -> Service:
     argv += ["--without-gossip", "--without-mingle"]
     env = {**base_env(layout, state), "LLMOE_HOME": str(home), "DAGSTER_HOME": str(home / "dagster")}
     env["LLMOE_WORKER_NAME"] = f"w{n}"
+    # Steps already run side by side, one per worker: a step fits its models one at a time unless the user says.
+    env.setdefault(WORKERS_ENV, "1")
 
     def prepare() -> None:
         private_mkdir(home / "dagster")

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.models.common import FittedModel, input_columns
-from llmoe_pipeline.models.parallel import map_fits
+from llmoe_pipeline.parallel import map_fits
 
 LOG_LOSS_EPS = 1e-7
 

@@ -19,10 +19,10 @@ from llmoe_pipeline.models.experts import (
 )
 from llmoe_pipeline.models.model_set import ModelSet
 from llmoe_pipeline.models.nets import FeedForwardNet
-from llmoe_pipeline.models.parallel import map_fits
 from llmoe_pipeline.models.registry import ModelSpec
 from llmoe_pipeline.models.search import run_search
 from llmoe_pipeline.models.store import training_fingerprint
+from llmoe_pipeline.parallel import map_fits
 from llmoe_pipeline.regimes import apply_threshold
 
 SINGLE_EXPERT = "llmoe_single"

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import dagster as dg
 import pytest
+import yaml
 
 from llmoe_pipeline.definitions import build_definitions
 from llmoe_pipeline.runner import refresh_ticker
@@ -40,13 +41,13 @@ def test_an_unreachable_server_is_retried_then_reported_in_one_line(tmp_path, da
 
     config = slice_settings(tmp_path, data_dir).config_file
     path = Path(config)
-    path.write_text(
-        path.read_text().replace(
-            "router_backend:\n  backend: vllm",
-            f"router_backend:\n  backend: openai\n  model: served\n"
-            f"  base_url: http://user:s3cret-pw@127.0.0.1:{free_port()}/v1?api_key=k3y-123",
-        )
-    )
+    raw = yaml.safe_load(path.read_text())
+    raw["router_backend"] = {
+        "backend": "openai",
+        "model": "served",
+        "base_url": f"http://user:s3cret-pw@127.0.0.1:{free_port()}/v1?api_key=k3y-123",
+    }
+    path.write_text(yaml.safe_dump(raw))
     monkeypatch.setenv("LLMOE_HOME", str(tmp_path / "home"))
     monkeypatch.setattr("llmoe_pipeline.defs.assets.router.RETRY_DELAY_S", 0)
     assert cli.main(["run", "--config", config, "--tickers", "AAPL"]) == 1

@@ -34,3 +34,8 @@ def map_fits(fit: Callable[[Item], Result], items: Iterable[Item]) -> list[Resul
     from joblib import Parallel, delayed
 
     return Parallel(n_jobs=workers, backend="loky")(delayed(fit)(item) for item in items)
+
+
+def one_fit_at_a_time() -> None:
+    """For a process that already has a core of its own (a walk-forward fold, a Celery worker): no fit workers."""
+    os.environ[WORKERS_ENV] = "1"
