@@ -2,7 +2,7 @@
 event log (PostgreSQL) and label cache.
 
 One cluster serves every test of the package (starting one takes 1-3 minutes: vLLM on a 2-core CPU dominates). It
-runs the e2e data slice (deploy/cluster/local/slice.yaml: AAPL and MSFT, 166 windows each) with 16 windows per
+runs the e2e data slice (deploy/cluster/local/slice.yaml: AAPL and MSFT, 334 windows each) with 16 windows per
 label-cache commit, so that a test can stop the vLLM server between commits.
 """
 

@@ -1,9 +1,9 @@
 """Helpers for the end-to-end tests: a small slice of the reference data, its config, fresh LLMOE homes,
 MLflow runs, and a real `dagster dev` (webserver + daemon) driven over GraphQL.
 
-The slice (AAPL and MSFT, Dec 2012 - Sep 2013) is the smallest the pipeline accepts: the router's
-blocking check wants >= 50 training and >= 10 validation windows per regime, so ~103 training, ~44
-validation and 19 test windows per ticker; one expert grid point, one baseline trial, two seeds, 10 epochs.
+The slice (AAPL and MSFT, training windows June 2012 - August 2013, the last 30 % for validation, and the
+test month September 2013: 334 windows per ticker; see SLICE_START for why it is that long); one expert grid
+point, one baseline trial, two seeds, 10 epochs.
 The language model dominates the time, so the e2e homes of a session share one router label cache
 (content-addressed: same model and prompt, same label) and each slice window reaches the model once per session.
 """
