@@ -2,12 +2,13 @@
 
 `up` is idempotent: a service that runs with the same command, environment and pipeline config is left alone; one
 that is down (or whose config changed) is (re)started; a port that another program holds is one error line before
-anything starts. `down` stops every service in reverse order (process groups, then whatever still carries the
+anything starts. `down` stops every service, dependents first (process groups, then whatever still carries the
 cluster's tag), removes the pid files and checks that nothing is left. Pure: no Dagster.
 """
 
 from __future__ import annotations
 
+import concurrent.futures
 import os
 import signal
 from pathlib import Path
@@ -159,6 +160,17 @@ def _known_services(layout: ClusterLayout) -> list[str]:
     return workers + [n for n in reversed(ORDER) if n in found]
 
 
+# `down` stops one tier at a time, the services of a tier at once: whatever writes to the stores and the broker
+# first (Dagster's processes, the workers, and vLLM and MLflow, which nothing stops after them needs), then the
+# broker and the database, then epmd (RabbitMQ's node deregisters from it on the way down).
+DOWN_TIERS = [{"rabbitmq", "postgres"}, {"epmd"}]
+
+
+def _down_tiers(names: list[str]) -> list[list[str]]:
+    later = set().union(*DOWN_TIERS)
+    return [t for t in ([n for n in names if n not in later], *([n for n in names if n in d] for d in DOWN_TIERS)) if t]
+
+
 STOP_SIGNALS = {"postgres": signal.SIGINT}
 
 
@@ -169,9 +181,12 @@ def down(home: Path, log=print) -> list[str]:
     if state is None:
         log("no cluster under this home")
         return []
-    for name in _known_services(layout):
-        if stop(layout.pid_file(name), STOP_SIGNALS.get(name, signal.SIGTERM)):
-            log(f"stopped {name}")
+    with concurrent.futures.ThreadPoolExecutor(len(ORDER) + DEFAULT_WORKERS) as pool:
+        for tier in _down_tiers(_known_services(layout)):
+            stopped = pool.map(lambda n: stop(layout.pid_file(n), STOP_SIGNALS.get(n, signal.SIGTERM)), tier)
+            for name, was_running in zip(tier, list(stopped), strict=True):
+                if was_running:
+                    log(f"stopped {name}")
     swept = sweep(state.cluster_id)
     for line in swept:
         log(f"ended leftover process {line}")

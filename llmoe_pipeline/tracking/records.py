@@ -19,6 +19,7 @@ import pandas as pd
 from llmoe_pipeline.io import write_parquet_atomic
 from llmoe_pipeline.metrics import METRIC_NAMES
 from llmoe_pipeline.models.model_set import ModelSet
+from llmoe_pipeline.parallel import map_fits
 from llmoe_pipeline.tracking.models import ModelToLog
 from llmoe_pipeline.tracking.tracker import ExperimentTracker
 
@@ -81,6 +82,30 @@ def model_records(
     return records
 
 
+@dataclass(frozen=True)
+class _SeedJob:
+    tracker: ExperimentTracker  # in a worker process: a new one on the same experiment (its __reduce__)
+    parent: str
+    seed: SeedRecord
+    params: dict[str, Any]
+    tags: dict[str, str]
+    predictions_file: Path
+
+
+def _log_seed(job: _SeedJob) -> str:
+    seed = job.seed
+    return job.tracker.log_seed_run(
+        job.parent,
+        seed.seed,
+        params=job.params,
+        metrics=seed.metrics,
+        curves=seed.curves,
+        tags=job.tags,
+        artifacts={"predictions": job.predictions_file},
+        models=seed.models,
+    )
+
+
 def log_records(
     tracker: ExperimentTracker,
     records: list[ModelRecord],
@@ -99,21 +124,22 @@ def log_records(
         run_tags = {**tags, **record.tags}
         params = {"ticker": ticker, "model": record.model, **record.params}
         parent = tracker.parent_run(ticker, record.model, config_hash, data_hash, params=params, tags=run_tags)
-        table = []
         with tracker.failed_on_error(parent), tempfile.TemporaryDirectory(prefix="llmoe-seed-") as tmp:
-            for seed in record.seeds:
-                path = write_parquet_atomic(seed.predictions, Path(tmp) / f"seed-{seed.seed}" / PREDICTIONS_FILE)
-                tracker.log_seed_run(
+            jobs = [
+                _SeedJob(
+                    tracker,
                     parent,
-                    seed.seed,
-                    params=params,
-                    metrics=seed.metrics,
-                    curves=seed.curves,
-                    tags=run_tags,
-                    artifacts={"predictions": path},
-                    models=seed.models,
+                    seed,
+                    params,
+                    run_tags,
+                    write_parquet_atomic(seed.predictions, Path(tmp) / f"seed-{seed.seed}" / PREDICTIONS_FILE),
                 )
-                table.append({"seed": seed.seed, **seed.metrics})
-            tracker.finish_parent(parent, pd.DataFrame(table), artifacts={"plots": plots_dir} if plots_dir else None)
+                for seed in record.seeds
+            ]
+            # Seeds are independent runs, and logging a model is mostly single-threaded work (torch.export):
+            # spread over the fit workers. A sqlite store takes writes from several processes (store.py).
+            map_fits(_log_seed, jobs)
+            table = pd.DataFrame([{"seed": seed.seed, **seed.metrics} for seed in record.seeds])
+            tracker.finish_parent(parent, table, artifacts={"plots": plots_dir} if plots_dir else None)
         urls[record.model] = tracker.run_url(parent)
     return urls

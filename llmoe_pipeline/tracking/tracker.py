@@ -9,6 +9,7 @@ MLflow is imported inside functions: its import takes seconds, and Dagster impor
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import tempfile
 import time
@@ -74,6 +75,10 @@ class ExperimentTracker:
         with store_lock(self._lock_path):
             self.client = MlflowClient(tracking_uri=tracking_uri)
             self.experiment_id = self._ensure_experiment(artifact_location)
+
+    def __reduce__(self):
+        """Sent to another process (a fit worker logging seeds), a tracker reconnects to the same experiment."""
+        return _connect, (self.tracking_uri, self.experiment_name, self.ui_base_url)
 
     # -- runs -----------------------------------------------------------------------------------------
 
@@ -279,3 +284,9 @@ class ExperimentTracker:
                 self.client.log_artifacts(run_id, str(path), artifact_path=folder or None)
             else:
                 self.client.log_artifact(run_id, str(path), artifact_path=folder or None)
+
+
+@functools.cache
+def _connect(tracking_uri: str, experiment_name: str, ui_base_url: str) -> ExperimentTracker:
+    """One tracker per process and experiment (a client costs a store check)."""
+    return ExperimentTracker(tracking_uri, experiment_name, ui_base_url=ui_base_url)

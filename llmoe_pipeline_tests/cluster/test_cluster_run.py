@@ -1,5 +1,6 @@
 """The pipeline through the local cluster (PostgreSQL, RabbitMQ + 2 Celery workers, an MLflow server, one
-`vllm serve`, the Dagster webserver and daemon), on the e2e data slice. In order:
+`vllm serve`, the Dagster webserver and daemon), on the e2e slice's protocol over a shorter span (TEST_SPLIT in
+support.py). In order:
 
 1. the vLLM server stops mid-labelling: the run fails with one clear line, the cache keeps every finished batch;
 2. after a restart, both tickers' refreshes at once: they share the one server and the cache (no window labelled

@@ -175,3 +175,14 @@ def _services_without_side_effects(layout, state, raw, workers):
     from llmoe_pipeline.cluster.services import Service
 
     return [Service(name, ["true"], {}, lambda: True, port=name) for name in ("postgres", "rabbitmq")]
+
+
+def test_down_stops_the_writers_before_the_broker_and_the_database():
+    from llmoe_pipeline.cluster.control import ORDER, _down_tiers
+
+    names = ["worker2", "worker1", *reversed(ORDER)]
+    tiers = _down_tiers(names)
+    assert sorted(n for tier in tiers for n in tier) == sorted(names)  # each service once
+    assert tiers[0] == ["worker2", "worker1", "daemon", "webserver", "code_server", "mlflow", "vllm"]
+    assert tiers[1:] == [["rabbitmq", "postgres"], ["epmd"]]
+    assert _down_tiers(["postgres", "worker1"]) == [["worker1"], ["postgres"]]  # a partial cluster keeps the order

@@ -304,3 +304,46 @@ def test_two_processes_logging_at_once_share_one_parent(tmp_path):
     for child in children:
         assert child.data.metrics["m"] == float(child.data.tags[SEED_TAG])
         assert len(tracker.client.get_metric_history(child.info.run_id, "loss")) == 50
+
+
+def test_records_logged_by_two_worker_processes_are_complete(tmp_path, monkeypatch):
+    """log_records spreads a model's seeds over the fit workers (other processes, each reconnecting to the
+    store): every seed run ends FINISHED with its metrics, predictions and loadable model, under one parent."""
+    import pickle
+
+    import mlflow
+    import torch
+
+    from llmoe_pipeline.parallel import WORKERS_ENV
+    from llmoe_pipeline.tracking.records import ModelRecord, SeedRecord, log_records
+
+    monkeypatch.setenv(WORKERS_ENV, "2")
+    monkeypatch.setenv("MLFLOW_DISABLE_TELEMETRY", "true")
+    tracker = ExperimentTracker(f"sqlite:///{tmp_path}/mlflow.db", "workers", artifact_location=tmp_path / "art")
+    clone = pickle.loads(pickle.dumps(tracker))  # what a worker gets: a tracker on the same experiment
+    assert (clone.tracking_uri, clone.experiment_id) == (tracker.tracking_uri, tracker.experiment_id)
+    x = np.random.default_rng(1).standard_normal((8, 55)).astype(np.float32)
+    nets = {seed: _tiny_torch_model(seed) for seed in SEEDS}
+    seeds = [
+        SeedRecord(
+            seed,
+            _seed_metrics(seed),
+            {"expert.train_loss": _loss_curve(seed)},
+            pd.DataFrame({"date": pd.date_range("2015-01-02", periods=3), "p_up": [0.1 * seed] * 3}),
+            [ModelToLog(nets[seed], "pytorch", x, name="expert")],
+        )
+        for seed in SEEDS
+    ]
+    urls = log_records(tracker, [ModelRecord("MLP", {"expert.hidden": 4}, seeds)], "AAPL", CONFIG_HASH, DATA_HASH, {})
+    parent = urls["MLP"].rsplit("/", 1)[-1]
+    assert tracker.client.get_run(parent).info.status == "FINISHED"
+    children = {int(r.data.tags[SEED_TAG]): r for r in tracker.child_runs(parent)}
+    assert sorted(children) == SEEDS
+    for seed, child in children.items():
+        assert child.info.status == "FINISHED"
+        assert child.data.metrics["test_sharpe_ratio"] == _seed_metrics(seed)["test_sharpe_ratio"]
+        assert [a.path for a in tracker.client.list_artifacts(child.info.run_id, "predictions")]
+        with fluent_tracking_uri(tracker.tracking_uri):
+            loaded = mlflow.pytorch.load_model(child.data.tags[model_uri_tag("expert")])
+        with torch.no_grad():
+            assert loaded(torch.from_numpy(x)).numpy() == pytest.approx(nets[seed](torch.from_numpy(x)).numpy())
