@@ -1,6 +1,6 @@
 """Labelling many tickers: today's per-ticker in-process engine against the cluster's one shared `vllm serve`.
 
-    python -m llmoe_pipeline.cluster.bench --tickers GE,JNJ,XOM [--clients 2] [--json out.json]
+    python -m llmoe_pipeline.cluster.bench --tickers GE,JNJ,XOM|all [--windows N] [--clients 2] [--json out.json]
         [--config llmoe_pipeline/configs/all_tickers_recent.yaml]
 
 Both paths label the same windows (the config's train/validation/test windows of each ticker, explanations where
@@ -23,6 +23,7 @@ import json
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from llmoe_pipeline.paths import llmoe_home
 
@@ -129,15 +130,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--json")
     args = parser.parse_args(argv)
-    tickers = args.tickers.split(",")
     local = load_settings(args.config, tickers=args.tickers)
-    cluster = load_settings(ClusterLayout(llmoe_home()).config_file, tickers=args.tickers)
+    tickers = list(local.tickers)  # "all": every ticker of the config's price files
+    cluster = load_settings(ClusterLayout(llmoe_home()).config_file, tickers=",".join(tickers))
     server = cluster.model_copy(update={"protocol": local.protocol})  # the cluster's router, this protocol
     work = {}
     for ticker in tickers:
         prompts, explain = ticker_prompts(local, ticker)
         work[ticker] = _subset(prompts, explain, args.windows)
-    result = {
+    result: dict[str, Any] = {
         "tickers": tickers,
         "windows_per_ticker": {t: len(p) for t, (p, _) in work.items()},
         "shared_server": shared_server(server, work, args.clients),

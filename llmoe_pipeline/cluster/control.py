@@ -101,7 +101,7 @@ def up(
     for svc in reversed(todo):  # stop what must restart (dependents first) before anything starts
         if current[svc.name] is not None:
             log(f"restarting {svc.name} (its command or the pipeline config changed)")
-            stop(layout.pid_file(svc.name), svc.stop_signal)
+            _stop(layout, svc.name, svc.stop_signal)
     for name in _extra_workers(layout, workers):
         stop(layout.pid_file(name))
     for svc in todo:  # every port: one clear line before anything starts
@@ -172,6 +172,13 @@ def _down_tiers(names: list[str]) -> list[list[str]]:
 
 
 STOP_SIGNALS = {"postgres": signal.SIGINT}
+# The code server holds no state but, told to stop, waits up to 60 s for open RPC streams (the webserver's and the
+# daemon's, which stop at the same moment): a short grace, then SIGKILL.
+STOP_GRACE_S = {"code_server": 3.0}
+
+
+def _stop(layout: ClusterLayout, name: str, sig: int | None = None) -> bool:
+    return stop(layout.pid_file(name), sig or STOP_SIGNALS.get(name, signal.SIGTERM), STOP_GRACE_S.get(name, 30.0))
 
 
 def down(home: Path, log=print) -> list[str]:
@@ -183,7 +190,7 @@ def down(home: Path, log=print) -> list[str]:
         return []
     with concurrent.futures.ThreadPoolExecutor(len(ORDER) + DEFAULT_WORKERS) as pool:
         for tier in _down_tiers(_known_services(layout)):
-            stopped = pool.map(lambda n: stop(layout.pid_file(n), STOP_SIGNALS.get(n, signal.SIGTERM)), tier)
+            stopped = pool.map(lambda name: _stop(layout, name), tier)
             for name, was_running in zip(tier, list(stopped), strict=True):
                 if was_running:
                     log(f"stopped {name}")
@@ -207,5 +214,4 @@ def status(home: Path) -> dict[str, str]:
 
 
 def stop_service(home: Path, name: str) -> bool:
-    layout = ClusterLayout(home)
-    return stop(layout.pid_file(name), STOP_SIGNALS.get(name, signal.SIGTERM))
+    return _stop(ClusterLayout(home), name)
