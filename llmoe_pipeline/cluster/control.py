@@ -172,9 +172,9 @@ def _down_tiers(names: list[str]) -> list[list[str]]:
 
 
 STOP_SIGNALS = {"postgres": signal.SIGINT}
-# The code server holds no state but, told to stop, waits up to 60 s for open RPC streams (the webserver's and the
-# daemon's, which stop at the same moment): a short grace, then SIGKILL.
-STOP_GRACE_S = {"code_server": 3.0}
+# Told to stop, the code server (no state) waits up to 60 s for open RPC streams, and vLLM's HTTP server, its engine
+# already stopped, for its clients' keep-alive connections to close: a short grace, then SIGKILL.
+STOP_GRACE_S = {"code_server": 3.0, "vllm": 5.0}
 
 
 def _stop(layout: ClusterLayout, name: str, sig: int | None = None) -> bool:

@@ -35,6 +35,12 @@ SQLALCHEMY_DRIVER = "postgresql+psycopg2"
 CONSUMER_TIMEOUT_MS = 6 * 3600 * 1000  # a step may run 6 h before RabbitMQ gives up on its (late) acknowledgement
 
 
+# The environment this program started with, which services inherit: not what imports in this process add later
+# (converting the model imports torch and OpenCV, which set TORCHINDUCTOR_CACHE_DIR, KMP_* and LD_LIBRARY_PATH), so
+# a service gets the same environment, and `up` sees the same spec, whether or not this process converted the model.
+LAUNCH_ENV = dict(os.environ)
+
+
 @dataclass
 class Service:
     name: str
@@ -53,7 +59,7 @@ class Service:
     spec: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        keys = {k: v for k, v in self.env.items() if os.environ.get(k) != v}  # what the cluster set, not inherited
+        keys = {k: v for k, v in self.env.items() if LAUNCH_ENV.get(k) != v}  # what the cluster set, not inherited
         payload = json.dumps([self.argv, keys, self.spec_extra], sort_keys=True)
         self.spec = hashlib.sha256(payload.encode()).hexdigest()[:16]
 
@@ -70,7 +76,7 @@ def postgres_bin(name: str) -> Path:
 
 def base_env(layout: ClusterLayout, state: ClusterState) -> dict[str, str]:
     """What every service gets: the pipeline config, the database password file, the broker URL, quiet telemetry."""
-    env = {k: v for k, v in os.environ.items() if k not in ("LLMOE_TICKERS", "LLMOE_DATA_DIR_OVERRIDE")}
+    env = {k: v for k, v in LAUNCH_ENV.items() if k not in ("LLMOE_TICKERS", "LLMOE_DATA_DIR_OVERRIDE")}
     return {
         **env,
         "LLMOE_HOME": str(layout.home),

@@ -186,3 +186,20 @@ def test_down_stops_the_writers_before_the_broker_and_the_database():
     assert tiers[0] == ["worker2", "worker1", "daemon", "webserver", "code_server", "mlflow", "vllm"]
     assert tiers[1:] == [["rabbitmq", "postgres"], ["epmd"]]
     assert _down_tiers(["postgres", "worker1"]) == [["worker1"], ["postgres"]]  # a partial cluster keeps the order
+
+
+def test_what_this_process_adds_to_its_environment_reaches_no_service(tmp_path, monkeypatch):
+    """Converting the model imports libraries that set variables (TORCHINDUCTOR_CACHE_DIR, LD_LIBRARY_PATH, ...):
+    the services get the environment this program started with, so their specs do not depend on whether this
+    process converted the model (it did: `make cluster-run` restarted the vLLM server `make cluster-up` started)."""
+    from llmoe_pipeline.cluster.layout import ClusterLayout, load_or_create_state
+    from llmoe_pipeline.cluster.services import Service, base_env
+
+    monkeypatch.setenv("LLMOE_CLUSTER_PORT_BASE", "41000")
+    layout = ClusterLayout(tmp_path / "home")
+    state = load_or_create_state(layout)
+    before = Service("svc", ["true"], base_env(layout, state), lambda: True)
+    monkeypatch.setenv("LLMOE_TEST_SET_BY_AN_IMPORT", "1")
+    after = Service("svc", ["true"], base_env(layout, state), lambda: True)
+    assert "LLMOE_TEST_SET_BY_AN_IMPORT" not in after.env and after.spec == before.spec
+    assert after.env["LLMOE_HOME"] == str(layout.home)  # what the cluster sets is there
