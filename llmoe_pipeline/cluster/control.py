@@ -101,7 +101,7 @@ def up(
     for svc in reversed(todo):  # stop what must restart (dependents first) before anything starts
         if current[svc.name] is not None:
             log(f"restarting {svc.name} (its command or the pipeline config changed)")
-            _stop(layout, svc.name, svc.stop_signal)
+            _stop(layout, svc.name)
     for name in _extra_workers(layout, workers):
         stop(layout.pid_file(name))
     for svc in todo:  # every port: one clear line before anything starts
@@ -168,17 +168,20 @@ DOWN_TIERS = [{"rabbitmq", "postgres"}, {"epmd"}]
 
 def _down_tiers(names: list[str]) -> list[list[str]]:
     later = set().union(*DOWN_TIERS)
-    return [t for t in ([n for n in names if n not in later], *([n for n in names if n in d] for d in DOWN_TIERS)) if t]
+    tiers = [[n for n in names if n not in later]] + [[n for n in names if n in tier] for tier in DOWN_TIERS]
+    return [tier for tier in tiers if tier]
 
 
+# How each service is stopped, by `down` and by `up` when it restarts one. PostgreSQL: SIGINT, its "fast" shutdown
+# (SIGTERM would wait for every client to disconnect). Told to stop, the code server (no state) waits up to 60 s
+# for open RPC streams, and vLLM's HTTP server, its engine already stopped, for its clients' keep-alive
+# connections to close: a short grace, then SIGKILL.
 STOP_SIGNALS = {"postgres": signal.SIGINT}
-# Told to stop, the code server (no state) waits up to 60 s for open RPC streams, and vLLM's HTTP server, its engine
-# already stopped, for its clients' keep-alive connections to close: a short grace, then SIGKILL.
 STOP_GRACE_S = {"code_server": 3.0, "vllm": 5.0}
 
 
-def _stop(layout: ClusterLayout, name: str, sig: int | None = None) -> bool:
-    return stop(layout.pid_file(name), sig or STOP_SIGNALS.get(name, signal.SIGTERM), STOP_GRACE_S.get(name, 30.0))
+def _stop(layout: ClusterLayout, name: str) -> bool:
+    return stop(layout.pid_file(name), STOP_SIGNALS.get(name, signal.SIGTERM), STOP_GRACE_S.get(name, 30.0))
 
 
 def down(home: Path, log=print) -> list[str]:

@@ -14,7 +14,6 @@ import json
 import os
 import pwd
 import shutil
-import signal
 import stat
 import sys
 from collections.abc import Callable
@@ -50,7 +49,6 @@ class Service:
     port: str | None = None  # the state's port name, checked free before start
     timeout_s: float = 120
     user: str | None = None
-    stop_signal: int = signal.SIGTERM
     prepare: Callable[[], None] | None = None
     after_ready: Callable[[], None] | None = None
     wait_last: bool = False  # start early, wait for it at the end (vLLM)
@@ -179,7 +177,6 @@ def postgres(layout: ClusterLayout, state: ClusterState) -> Service:
         ready,
         port="postgres",
         user=user,
-        stop_signal=signal.SIGINT,  # "fast" shutdown: SIGTERM would wait for every client to disconnect
         prepare=prepare,
         after_ready=create_databases,
         cwd=data.parent,

@@ -7,6 +7,7 @@ the parent gets the per-seed table, the mean/std of every metric and the plots.
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -82,26 +83,16 @@ def model_records(
     return records
 
 
-@dataclass(frozen=True)
-class _SeedJob:
-    tracker: ExperimentTracker  # in a worker process: a new one on the same experiment (its __reduce__)
-    parent: str
-    seed: SeedRecord
-    params: dict[str, Any]
-    tags: dict[str, str]
-    predictions_file: Path
-
-
-def _log_seed(job: _SeedJob) -> str:
-    seed = job.seed
-    return job.tracker.log_seed_run(
-        job.parent,
+def _log_seed(tracker: ExperimentTracker, parent: str, params: dict, tags: dict, folder: Path, seed: SeedRecord) -> str:
+    path = write_parquet_atomic(seed.predictions, folder / f"seed-{seed.seed}" / PREDICTIONS_FILE)
+    return tracker.log_seed_run(
+        parent,
         seed.seed,
-        params=job.params,
+        params=params,
         metrics=seed.metrics,
         curves=seed.curves,
-        tags=job.tags,
-        artifacts={"predictions": job.predictions_file},
+        tags=tags,
+        artifacts={"predictions": path},
         models=seed.models,
     )
 
@@ -125,20 +116,10 @@ def log_records(
         params = {"ticker": ticker, "model": record.model, **record.params}
         parent = tracker.parent_run(ticker, record.model, config_hash, data_hash, params=params, tags=run_tags)
         with tracker.failed_on_error(parent), tempfile.TemporaryDirectory(prefix="llmoe-seed-") as tmp:
-            jobs = [
-                _SeedJob(
-                    tracker,
-                    parent,
-                    seed,
-                    params,
-                    run_tags,
-                    write_parquet_atomic(seed.predictions, Path(tmp) / f"seed-{seed.seed}" / PREDICTIONS_FILE),
-                )
-                for seed in record.seeds
-            ]
             # Seeds are independent runs, and logging a model is mostly single-threaded work (torch.export):
-            # spread over the fit workers. A sqlite store takes writes from several processes (store.py).
-            map_fits(_log_seed, jobs)
+            # spread over the fit workers (in a worker, `tracker` reconnects to the same experiment: its
+            # __reduce__). A sqlite store takes writes from several processes (store.py).
+            map_fits(functools.partial(_log_seed, tracker, parent, params, run_tags, Path(tmp)), record.seeds)
             table = pd.DataFrame([{"seed": seed.seed, **seed.metrics} for seed in record.seeds])
             tracker.finish_parent(parent, table, artifacts={"plots": plots_dir} if plots_dir else None)
         urls[record.model] = tracker.run_url(parent)
