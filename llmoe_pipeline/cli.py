@@ -50,7 +50,7 @@ def dagster_instance(llmoe_home_dir: Path):
     return dg.DagsterInstance.from_config(str(dagster_home(llmoe_home_dir)))
 
 
-def _quiet_libraries() -> None:
+def quiet_libraries() -> None:
     """Keep `llmoe run`'s output to its own progress lines: no progress bars from transformers, tqdm or
     vLLM's loader, no deprecation chatter from vLLM/torch imports, no C++ info warnings (NUMA binding).
     Set before the libraries are imported; a user's own settings of these variables win."""
@@ -71,11 +71,11 @@ def _quiet_libraries() -> None:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    _quiet_libraries()
+    quiet_libraries()
     settings = _load_settings(args, seeds=args.seeds, router_backend=args.router)
     from llmoe_pipeline.runner import run_pipeline
 
-    print(run_pipeline(settings, dagster_instance(settings.home), log=print))
+    print(run_pipeline(settings, dagster_instance(settings.home), log=print, jobs=args.jobs))
     return 0
 
 
@@ -165,6 +165,11 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["vllm", "transformers", "openai"],
         help="router backend (default: transformers on a CPU, vllm on a GPU)",
     )
+    run.add_argument(
+        "--jobs",
+        type=int,
+        help="tickers refreshed at once, each in its own process (default: one per core); results do not depend on it",
+    )
     run.set_defaults(func=cmd_run)
 
     report = sub.add_parser(
@@ -229,27 +234,25 @@ def run_command(prog: str, args: argparse.Namespace, describe: Callable[[BaseExc
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_command("llmoe", build_parser().parse_args(argv), _root_cause)
+    return run_command("llmoe", build_parser().parse_args(argv), root_cause)
 
 
-def _root_cause(exc: BaseException) -> str:
+def root_cause(exc: BaseException) -> str:
     """Dagster wraps the asset's exception (also in DagsterMaxRetriesExceededError after retries); users want the
     original message, not the wrappers."""
     from llmoe_pipeline.data import DataValidationError
+    from llmoe_pipeline.runner import RefreshError
     from llmoe_pipeline.ui import PortInUseError
 
+    final = (CliError, DataValidationError, PortInUseError, RefreshError)  # their messages already say it all
     seen = exc
     while True:
         user = getattr(seen, "user_exception", None)
         nxt = user or seen.__cause__ or (None if seen.__suppress_context__ else seen.__context__)
-        if isinstance(seen, (CliError, DataValidationError, PortInUseError)) or nxt is None:
+        if isinstance(seen, final) or nxt is None:
             break
         seen = nxt
-    return (
-        f"{seen}"
-        if isinstance(seen, (CliError, DataValidationError, PortInUseError, FileNotFoundError, ValueError))
-        else f"{type(seen).__name__}: {seen}"
-    )
+    return f"{seen}" if isinstance(seen, (*final, FileNotFoundError, ValueError)) else f"{type(seen).__name__}: {seen}"
 
 
 if __name__ == "__main__":

@@ -29,11 +29,13 @@ from llmoe_pipeline.routing import RouterVariant, variant
 from llmoe_pipeline.settings import Settings, settings_from_env
 
 
-def build_assets(partitions: Partitions, variants: list[RouterVariant], protocol: PipelineConfig) -> list:
+def build_assets(
+    partitions: Partitions, variants: list[RouterVariant], protocol: PipelineConfig, llm_pool: str | None = "llm"
+) -> list:
     return [
         *build_data_assets(partitions),
         *build_feature_assets(partitions),
-        *build_router_assets(partitions, variants),
+        *build_router_assets(partitions, variants, llm_pool),
         *build_diagnostics_assets(partitions, variants),
         *build_model_assets(partitions, variants),
         *build_evaluation_assets(partitions, variants),
@@ -51,7 +53,7 @@ def build_definitions(settings: Settings, resources: dict | None = None) -> dg.D
     schedules, sensors = build_automation(settings, jobs)
     variants = [variant(name) for name in settings.protocol.router.variants]
     return dg.Definitions(
-        assets=build_assets(partitions, variants, settings.protocol),
+        assets=build_assets(partitions, variants, settings.protocol, settings.executor.llm_pool),
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,

@@ -13,6 +13,7 @@ machine need not read). Existing folders keep their mode.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import tempfile
 import time
@@ -39,6 +40,22 @@ def private_mkdir(folder: str | os.PathLike) -> Path:
             continue  # a concurrent writer made it
         os.chmod(new, DIR_MODE)  # mkdir's mode is masked by the umask
     return target
+
+
+@contextlib.contextmanager
+def file_lock(lock_path: Path | None) -> Iterator[None]:
+    """Hold an exclusive lock on `lock_path` (created if absent) for the block, across processes; no lock when
+    it is None."""
+    if lock_path is None:
+        yield
+        return
+    private_mkdir(lock_path.parent)
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, FILE_MODE)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
 
 
 def _remove_stale_temps(target: Path) -> None:

@@ -15,6 +15,11 @@ Result = TypeVar("Result")
 WORKERS_ENV = "LLMOE_FIT_WORKERS"
 
 
+def cores() -> int:
+    """The CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
 def fit_workers() -> int:
     """LLMOE_FIT_WORKERS, else the CPUs this process may run on."""
     value = os.environ.get(WORKERS_ENV, "").strip()
@@ -22,7 +27,7 @@ def fit_workers() -> int:
         if not value.isdigit() or int(value) < 1:
             raise ValueError(f"{WORKERS_ENV}={value!r}: expected a whole number >= 1 (1 fits in this process)")
         return int(value)
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    return cores()
 
 
 def map_fits(fit: Callable[[Item], Result], items: Iterable[Item]) -> list[Result]:

@@ -3,15 +3,21 @@ UI (so the UI shows the CLI's runs), and read results back through Dagster's IO 
 
 from __future__ import annotations
 
+import contextlib
 import logging
+import multiprocessing
+import os
+import signal
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.defs.schedules import next_step_requests
+from llmoe_pipeline.parallel import WORKERS_ENV, cores
 from llmoe_pipeline.settings import Settings
 
 # The CLI prints its own progress (assets echo key lines to the `llmoe.progress` logger) and turns failures into
@@ -59,33 +65,119 @@ def materializations(results: list[dg.ExecuteInProcessResult]) -> dict[str, dict
     return out
 
 
-def run_pipeline(settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None] = print) -> str:
-    """Refresh every configured ticker; return the printed results table."""
-    from llmoe_pipeline.definitions import build_definitions
-    from llmoe_pipeline.report import format_table, summarize
-    from llmoe_pipeline.signals import format_signals, read_history
-    from llmoe_pipeline.verdict import verdict_text
+class RefreshError(RuntimeError):
+    """A ticker's refresh failed in its own process; the message names the ticker and the root cause."""
 
+
+@contextlib.contextmanager
+def progress_to_stdout() -> Iterator[None]:
+    """The assets' progress lines (the `llmoe.progress` logger) on stdout for the block."""
     handler = logging.StreamHandler(sys.stdout)
     handler.setFormatter(logging.Formatter("%(message)s"))
     progress = logging.getLogger("llmoe.progress")
     progress.addHandler(handler)
     progress.setLevel(logging.INFO)
-    defs = build_definitions(settings)
-    tickers = list(settings.tickers)
-    started = time.time()
     try:
-        for i, ticker in enumerate(tickers, 1):
-            t0 = time.time()
-            log(f"[{i}/{len(tickers)}] {ticker}: refreshing ...")
-            results = refresh_ticker(defs, ticker, instance)
-            log(
-                f"[{i}/{len(tickers)}] {ticker}: done in {time.time() - t0:.0f} s "
-                f"(Dagster runs {', '.join(r.run_id[:8] for r in results)})"
-            )
+        yield
     finally:
         progress.removeHandler(handler)
+
+
+def refresh_jobs(tickers: int, jobs: int | None = None) -> int:
+    """Tickers refreshed at once: `jobs`, else one per core, at most one per ticker."""
+    if jobs is not None and jobs < 1:
+        raise ValueError(f"--jobs {jobs}: expected a whole number >= 1")
+    return max(1, min(tickers, jobs or cores()))
+
+
+def _stop_with(parent: int) -> None:
+    """Linux: SIGTERM this process when `parent` dies (a killed `llmoe run` leaves no refresh running on alone);
+    Dagster then stops it at the end of the step in progress, as it does for `llmoe run` itself."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        ctypes.CDLL(None, use_errno=True).prctl(1, signal.SIGTERM)  # 1: PR_SET_PDEATHSIG
+    if os.getppid() != parent:  # it died before that
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _refresh_in_own_process(settings: Settings, ticker: str, instance_ref, threads: int, parent: int) -> list[str]:
+    """One ticker's refresh in a worker process that has `threads` cores to itself; returns its Dagster run ids.
+    Labels and fits are the same whatever the thread count (tested), so parallel refreshes change no number."""
+    import torch
+
+    from llmoe_pipeline.cli import quiet_libraries, root_cause
+    from llmoe_pipeline.definitions import build_definitions
+
+    _stop_with(parent)
+    quiet_libraries()
+    torch.set_num_threads(threads)
+    os.environ[WORKERS_ENV] = str(threads)  # the fits of this ticker: on its own cores, not every core
+    try:
+        with progress_to_stdout():
+            instance = dg.DagsterInstance.from_ref(instance_ref)
+            unpooled = settings.model_copy(update={"executor": settings.executor.model_copy(update={"llm_pool": None})})
+            return [r.run_id for r in refresh_ticker(build_definitions(unpooled), ticker, instance)]
+    except Exception as exc:
+        raise RefreshError(f"{ticker}: {root_cause(exc)}") from None
+
+
+def refresh_all(
+    settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None] = print, jobs: int | None = None
+) -> None:
+    """Refresh every configured ticker, `refresh_jobs` of them at once (each in a process of its own when more
+    than one: a refresh is mostly one core's work between its parallel parts). Raises the first failure after
+    the other tickers have finished."""
+    from llmoe_pipeline.definitions import build_definitions
+
+    tickers = list(settings.tickers)
+    jobs = refresh_jobs(len(tickers), jobs)
+    started = time.time()
+    tag = {t: f"[{i}/{len(tickers)}] {t}" for i, t in enumerate(tickers, 1)}
+    if jobs == 1:
+        defs = build_definitions(settings)
+        with progress_to_stdout():
+            for ticker in tickers:
+                t0 = time.time()
+                log(f"{tag[ticker]}: refreshing ...")
+                ids = [r.run_id for r in refresh_ticker(defs, ticker, instance)]
+                log(f"{tag[ticker]}: done in {time.time() - t0:.0f} s (Dagster runs {', '.join(i[:8] for i in ids)})")
+    else:
+        failures: dict[str, RefreshError] = {}
+        with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+            threads = max(1, cores() // jobs)
+            futures = {
+                pool.submit(_refresh_in_own_process, settings, t, instance.get_ref(), threads, os.getpid()): t
+                for t in tickers
+            }
+            log(f"refreshing {len(tickers)} tickers, {jobs} at a time ({threads} core(s) each) ...")
+            for future in as_completed(futures):
+                ticker = futures[future]
+                try:
+                    ids = future.result()
+                except RefreshError as exc:
+                    failures[ticker] = exc
+                    log(f"{tag[ticker]}: FAILED after {time.time() - started:.0f} s: {exc}")
+                    continue
+                runs = ", ".join(i[:8] for i in ids)
+                log(f"{tag[ticker]}: done at {time.time() - started:.0f} s (Dagster runs {runs})")
+        if failures:
+            raise next(failures[t] for t in tickers if t in failures)  # the first ticker's, whichever failed first
     log(f"all {len(tickers)} tickers done in {time.time() - started:.0f} s")
+
+
+def run_pipeline(
+    settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None] = print, jobs: int | None = None
+) -> str:
+    """Refresh every configured ticker (`refresh_all`); return the printed results table."""
+    from llmoe_pipeline.definitions import build_definitions
+    from llmoe_pipeline.report import format_table, summarize
+    from llmoe_pipeline.signals import format_signals, read_history
+    from llmoe_pipeline.verdict import verdict_text
+
+    refresh_all(settings, instance, log, jobs)
+    defs = build_definitions(settings)
+    tickers = list(settings.tickers)
     table = format_table(summarize(load_results(defs, tickers, instance)), split="test")
     verdicts = [verdict_text(load_evidence(defs, settings, t, instance)) for t in tickers]
     signals = format_signals(read_history(settings.home / "signals", tickers, last=1))

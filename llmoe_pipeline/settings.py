@@ -94,6 +94,10 @@ class ExecutorConfig(_Section):
     # The NAME of the environment variable holding the broker URL (it carries the broker's password).
     broker_url_env: str = "LLMOE_CELERY_BROKER_URL"
     backend: str = "rpc://"  # Celery's result backend
+    # The Dagster pool the language-model steps claim (dagster.yaml: one slot: each run Dagster launches takes
+    # every core, and one model at a time fits any machine). `llmoe run`'s own ticker processes use none: it sizes
+    # them itself (one core each), and a waiting step would spin a core.
+    llm_pool: str | None = "llm"
 
 
 class Settings(_Section):

@@ -33,7 +33,7 @@ def test_help_lists_every_command_and_flag():
     for command in ("run", "report", "bench", "ui"):
         assert command in out
     run_help = _run(["run", "--help"]).stdout
-    for flag in ("--config", "--data-dir", "--tickers", "--seeds", "--router"):
+    for flag in ("--config", "--data-dir", "--tickers", "--seeds", "--router", "--jobs"):
         assert flag in run_help
 
 
@@ -42,7 +42,8 @@ def test_usage_error_exits_2():
     assert result.returncode == 2 and "invalid choice" in result.stderr
 
 
-def test_bad_data_file_is_one_line_naming_file_row_column(tmp_path, data_dir):
+@pytest.mark.parametrize("tickers", ["AAPL", "AAPL,MSFT"], ids=["one-ticker", "tickers-in-parallel"])
+def test_bad_data_file_is_one_line_naming_file_row_column(tmp_path, data_dir, tickers):
     lines = (data_dir / "prices.csv").read_text().splitlines()[:80]
     fields = lines[41].split(",")
     fields[5] = "oops"  # the close of file row 42 (the header is row 1)
@@ -55,13 +56,16 @@ def test_bad_data_file_is_one_line_naming_file_row_column(tmp_path, data_dir):
     config.write_text("data:\n  price_files: [prices.csv]\n  headline_files: [headlines.csv]\n")
     home = tmp_path / "home"
     result = _run(
-        ["run", "--config", str(config), "--data-dir", str(tmp_path), "--tickers", "AAPL"],
+        ["run", "--config", str(config), "--data-dir", str(tmp_path), "--tickers", tickers, "--jobs", "2"],
         env={"LLMOE_HOME": str(home)},
     )
     assert result.returncode == 1
     err = result.stderr.strip().splitlines()
     assert len(err) == 1, result.stderr
     assert str(tmp_path / "prices.csv") in err[0] and "row 42" in err[0] and "'close'" in err[0]
+    if "," in tickers:  # each ticker refreshed in a process of its own: the error names the first ticker too
+        assert err[0].startswith("llmoe run: error: AAPL: ")
+        assert "refreshing 2 tickers, 2 at a time" in result.stdout and "[1/2] AAPL: FAILED" in result.stdout
     assert "Traceback" not in result.stderr
     assert not (home / "assets" / "raw_prices").exists()  # nothing written for the invalid input
 

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from llmoe_pipeline.hashing import sha256_chunks, sha256_file, sha256_file_cached
-from llmoe_pipeline.io import write_text_atomic
+from llmoe_pipeline.io import file_lock, write_text_atomic
 from llmoe_pipeline.paths import llmoe_home
 
 log = logging.getLogger(__name__)
@@ -170,9 +170,18 @@ def ensure_alias_converted(alias: str, home: Path | None = None) -> Path:
     gguf = alias_gguf_path(alias)
     source_sha = sha256_file_cached(gguf)
     target = (home or llmoe_home()) / "models" / alias
+    if target.exists() and verify_manifest(target, source_sha):
+        return target
+    # One converter at a time: runs that start together (`llmoe run` refreshes tickers in parallel) would each
+    # convert, and each would delete the other's temp folder as a killed conversion's leftover.
+    with file_lock(target.parent / f".{target.name}.lock"):
+        return _convert_unless_done(gguf, source_sha, target, alias)
+
+
+def _convert_unless_done(gguf: Path, source_sha: str, target: Path, alias: str) -> Path:
     if target.exists():
         if verify_manifest(target, source_sha):
-            return target
+            return target  # converted by another process while this one waited for the lock
         log.warning("model folder %s does not match its manifest or its source GGUF; converting again", target)
         broken = target.parent / f".{target.name}.tmp-broken-{uuid.uuid4().hex[:8]}"
         os.rename(target, broken)
@@ -237,7 +246,7 @@ def scoring_model_id(model_id: str, backend: str, dtype: str, recipe: str = "") 
 
     float32 (vllm, transformers): `model_id` unchanged — both paths give the same p to ~1e-5, and every label
     cached before this distinction was float32. Any other dtype: `model_id+<backend>-<dtype>[-<recipe>]`
-    (e.g. `smollm2-135m-instruct@gguf-b179c9523d0e+transformers-bfloat16-fixed1-p96-t16-b8`), because there
+    (e.g. `smollm2-135m-instruct@gguf-b179c9523d0e+transformers-bfloat16-fixed2-p96-t16-b8`), because there
     the path and its batching recipe change p by up to a few hundredths. openai: the server's id as is.
     """
     if backend == "openai" or dtype == "float32":

@@ -20,11 +20,11 @@ from typing import Any
 import pandas as pd
 
 from llmoe_pipeline.hashing import sha256_json
-from llmoe_pipeline.io import write_text_atomic
+from llmoe_pipeline.io import file_lock, write_text_atomic
 from llmoe_pipeline.tracking.models import ModelToLog, log_models
 from llmoe_pipeline.tracking.provenance import provenance_tags
 from llmoe_pipeline.tracking.redaction import redact
-from llmoe_pipeline.tracking.store import sqlite_lock_path, store_lock
+from llmoe_pipeline.tracking.store import sqlite_lock_path
 from llmoe_pipeline.tracking.tags import (
     CODE_VERSION_TAG,
     CONFIG_HASH_TAG,
@@ -72,7 +72,7 @@ class ExperimentTracker:
         # construction), the experiment and a parent are check-then-create sequences, serialized across
         # processes by a lock file beside the database.
         self._lock_path = sqlite_lock_path(tracking_uri)
-        with store_lock(self._lock_path):
+        with file_lock(self._lock_path):
             self.client = MlflowClient(tracking_uri=tracking_uri)
             self.experiment_id = self._ensure_experiment(artifact_location)
 
@@ -125,7 +125,7 @@ class ExperimentTracker:
         identity = {**identity, CODE_VERSION_TAG: provenance[CODE_VERSION_TAG]}
         identity_key = sha256_json(identity)[:24]
         all_tags = redact({**(tags or {}), **provenance, **identity, IDENTITY_TAG: identity_key})
-        with store_lock(self._lock_path):
+        with file_lock(self._lock_path):
             existing = self.client.search_runs(
                 [self.experiment_id],
                 filter_string=f"tags.`{IDENTITY_TAG}` = '{identity_key}'",

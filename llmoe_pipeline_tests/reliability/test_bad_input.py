@@ -862,7 +862,7 @@ def test_config_error_in_llmoe_run_is_one_line_and_changes_nothing_in_the_home(
     config["split"] = BAD_SPLIT
     config_file.write_text(yaml.safe_dump(config))
     monkeypatch.setenv("LLMOE_HOME", str(home))
-    monkeypatch.setattr(cli, "_quiet_libraries", lambda: None)  # it sets process-wide variables for a real run
+    monkeypatch.setattr(cli, "quiet_libraries", lambda: None)  # it sets process-wide variables for a real run
     assert cli.main(["run", "--config", str(config_file)]) == 1
     err = capsys.readouterr().err
     assert err.startswith(f"llmoe run: error: {config_file}: split: ") and BAD_SPLIT_MESSAGE in err

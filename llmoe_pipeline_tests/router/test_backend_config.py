@@ -178,7 +178,7 @@ def test_float32_keeps_the_plain_model_id_and_other_precisions_get_their_own():
     assert len(ids) == 5  # never shared: bfloat16 through vLLM depends on the batch, through the recipe it does not
     assert spec_id(backend="vllm", dtype="bfloat16") == f"{base}+vllm-bfloat16"
     assert spec_id(backend="transformers", dtype="bfloat16") == f"{base}+transformers-bfloat16-{RECIPE.id}"
-    assert RECIPE.id == "fixed1-p96-t16-b8"
+    assert RECIPE.id == "fixed2-p96-t16-b8"
     assert scoring_model_id("m@x", "openai", "bfloat16") == "m@x"  # the server names what it serves
     if cpu_has_native_bf16():  # the default on this machine: bfloat16 through the fixed-shape recipe
         assert spec_id() == f"{base}+transformers-bfloat16-{RECIPE.id}"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from llmoe_pipeline.router.backends import RECIPE, RouterBackendConfig, make_backend
 from llmoe_pipeline.router.backends.config import cpu_has_native_bf16
@@ -14,7 +15,7 @@ from llmoe_pipeline.router.cache import LabelCache
 from llmoe_pipeline.router.labels import label_windows
 from llmoe_pipeline.router.model import model_id_of
 from llmoe_pipeline_tests.router.float32_reference import float32_reference
-from llmoe_pipeline_tests.router_support import SHORT, Unclosed, mixed_prompts, reference_windows
+from llmoe_pipeline_tests.router_support import SHORT, Unclosed, mixed_prompts, real_prompts, reference_windows
 
 # bfloat16 vs the float32 reference on the 16 reference windows, measured: max |dp| 0.041, mean 0.013, Spearman
 # 0.997 (p spans ~0.09 there; float32 paths agree to < 1e-5). Labels come from a threshold fitted on the same path's
@@ -92,3 +93,24 @@ def test_label_windows_gives_the_same_cached_p_whatever_the_labelling_batch(tmp_
             out = label_windows(windows, Shared(), cache, batch_size=batch_size)
         assert np.array_equal(out["p_optimistic"].to_numpy(), p_all)
         assert (out["model_id"] == backend.model_id).all()
+
+
+# Windows whose micro-batches oneDNN multiplied differently on two threads than on one before each pass ran on one
+# thread (p moved by up to 0.026 on 2016-02-12).
+THREAD_SENSITIVE = ("MSFT", "2016-02-10", 8)
+
+
+def test_the_same_p_on_one_thread_as_on_two(backend):
+    """`llmoe run` refreshes tickers in parallel processes of one core each (the UI's runs take every core): the
+    labels must not depend on it. (Where kernels were compiled does not matter: measured, the thread count at run
+    time decides.)"""
+    windows = real_prompts(*THREAD_SENSITIVE)["prompt"].tolist()
+    before = torch.get_num_threads()
+    p = {}
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            p[threads] = backend.score(windows)
+    finally:
+        torch.set_num_threads(before)
+    assert len(p[1]) == 8 and np.array_equal(p[1], p[2])  # bitwise

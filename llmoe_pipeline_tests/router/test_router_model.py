@@ -44,6 +44,28 @@ def test_alias_is_converted_once_with_a_verified_manifest(router_model, session_
     assert model_id_of(str(router_model.path)) == router_model.model_id
 
 
+def test_a_conversion_waits_for_one_in_progress_and_uses_its_result(router_model, tmp_path):
+    """Two runs that start together (`llmoe run` refreshes tickers in parallel) must not both convert: each would
+    delete the other's temp folder. The second waits for the first's lock, then finds the folder made."""
+    import threading
+
+    from llmoe_pipeline.io import file_lock
+    from llmoe_pipeline.router.model import ensure_alias_converted
+
+    target = tmp_path / "models" / "smollm2-135m-instruct"
+    result = []
+    with file_lock(target.parent / f".{target.name}.lock"):  # another process is converting
+        waiting = threading.Thread(target=lambda: result.append(ensure_alias_converted(target.name, tmp_path)))
+        waiting.start()
+        waiting.join(timeout=2)
+        assert waiting.is_alive() and not result  # it waits instead of converting alongside
+        shutil.copytree(router_model.path, target)  # the other process's finished conversion
+        made = (target / "model.safetensors").stat().st_mtime_ns
+    waiting.join(timeout=60)
+    assert result == [target] and (target / "model.safetensors").stat().st_mtime_ns == made  # not converted again
+    assert not list(target.parent.glob(".*.tmp-*"))
+
+
 def test_a_corrupted_file_fails_verification(router_model, tmp_path):
     copy = tmp_path / "model"
     shutil.copytree(router_model.path, copy)

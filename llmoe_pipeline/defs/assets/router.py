@@ -39,7 +39,7 @@ def _regime_checks(labels: pd.DataFrame) -> list[dg.AssetCheckResult]:
     ]
 
 
-def llm_router_asset(partitions: Partitions, variant: RouterVariant):
+def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str | None = "llm"):
     name, parts = variant.routing_asset, variant.prompt_parts or ()
     version = prompt_version(parts)
 
@@ -49,7 +49,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant):
         group_name="router",
         kinds={"vllm", "parquet"},
         owners=OWNERS,
-        pool="llm",  # one language model in memory at a time (dagster.yaml: pool limit 1)
+        pool=pool,  # "llm": one language model in memory at a time (dagster.yaml: pool limit 1)
         retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_S, backoff=dg.Backoff.EXPONENTIAL),
         code_version=version,
         check_specs=[_trainable_check(name)],
@@ -147,8 +147,11 @@ def rule_router_asset(partitions: Partitions, variant: RouterVariant):
     return scores
 
 
-def build_router_assets(partitions: Partitions, variants: list[RouterVariant]) -> list:
-    """One routing asset per enabled variant that has a score (`single` has none)."""
+def build_router_assets(partitions: Partitions, variants: list[RouterVariant], llm_pool: str | None = "llm") -> list:
+    """One routing asset per enabled variant that has a score (`single` has none); the language model's claim
+    a slot of `llm_pool` (None: no pool)."""
     return [
-        llm_router_asset(partitions, v) if v.is_llm else rule_router_asset(partitions, v) for v in variants if v.experts
+        llm_router_asset(partitions, v, llm_pool) if v.is_llm else rule_router_asset(partitions, v)
+        for v in variants
+        if v.experts
     ]

@@ -34,7 +34,7 @@ class Recipe:
     prefix_tokens: int = 96  # computed alone and cached (the chat's shared start); a multiple of `bucket`
     bucket: int = 16  # the rest is right-padded to a multiple of this many tokens
     micro_batch: int = 8  # rows per forward pass, always (empty rows fill the last one)
-    version: int = 1  # bump when the scoring code changes numbers
+    version: int = 2  # bump when the scoring code changes numbers (2: one thread per forward pass)
 
     @property
     def id(self) -> str:

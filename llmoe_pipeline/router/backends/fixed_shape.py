@@ -17,12 +17,18 @@ The recipe (`config.RECIPE`, part of the label-cache model id: changing it relab
   rows (rows of one bucket only; empty rows fill the last micro-batch), attending to its own prefix.
 The prefix cache saves ~27 % of the work (vLLM's prefix cache does the same, but its reuse depends on what
 else was in the batch, ours does not).
+
+Every forward pass runs on one thread, and the process's threads (torch.get_num_threads()) each run a micro-batch
+at once: oneDNN's bfloat16 matrix multiply reduces some shapes differently on two threads than on one (README,
+Performance), so with one thread per pass a window's p is also the same whatever the number of cores (tested).
 """
 
 from __future__ import annotations
 
+import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import torch
@@ -44,6 +50,7 @@ class FixedShapeRunner:
             raise ValueError("prefix_tokens must be a multiple of bucket")
         self.model, self.pad_id, self.recipe = model, pad_id, recipe
         self._prefixes: OrderedDict[tuple[int, ...], KV] = OrderedDict()
+        self._prefix_lock = threading.Lock()  # micro-batches run in threads
         if getattr(model, "compiled", False):
             self._warm_up()
 
@@ -81,15 +88,16 @@ class FixedShapeRunner:
         ]
 
     def _prefix_kv(self, ids: tuple[int, ...]) -> KV:
-        kv = self._prefixes.get(ids)
-        if kv is None:
-            _, kv = self.model.forward(torch.tensor([ids]))
-            self._prefixes[ids] = kv
-            while len(self._prefixes) > PREFIX_CACHE_ENTRIES:
-                self._prefixes.popitem(last=False)
-        else:
-            self._prefixes.move_to_end(ids)
-        return kv
+        with self._prefix_lock:
+            kv = self._prefixes.get(ids)
+            if kv is None:
+                _, kv = self.model.forward(torch.tensor([ids]))
+                self._prefixes[ids] = kv
+                while len(self._prefixes) > PREFIX_CACHE_ENTRIES:
+                    self._prefixes.popitem(last=False)
+            else:
+                self._prefixes.move_to_end(ids)
+            return kv
 
     def prefill(self, seqs: Sequence[Sequence[int]], prefix: int, width: int) -> tuple[torch.Tensor, KV, list[KV]]:
         """One micro-batch: hidden states (micro_batch, width, hidden) of the suffixes, their (k, v), and each
@@ -122,21 +130,49 @@ class FixedShapeRunner:
         """Logits (float32) of `token_ids` at the position after each sequence, shape (len(seqs), len(token_ids)).
 
         keep: {index: n}: hand the keys and values of the first n tokens of those sequences (per layer,
-        (1, kv_heads, n, head_dim)) to `sink` as soon as their micro-batch is done (explanations reuse them)."""
+        (1, kv_heads, n, head_dim)) to `sink` (in this thread) once their micro-batch is done (explanations reuse
+        them)."""
         out = np.empty((len(seqs), len(token_ids)))
-        keep = keep or {}
-        for prefix, width, members in self.groups(seqs):
-            chunk = [seqs[i] for i in members]
-            hidden, kv, prefixes = self.prefill(chunk, prefix, width)
-            last = torch.zeros(len(hidden), dtype=torch.long)  # empty rows: position 0
-            last[: len(chunk)] = torch.tensor([len(s) - prefix - 1 for s in chunk])
-            # The head on every row of the micro-batch: a matrix multiply's rounding depends on its row count too.
-            logits = self.model.logits(hidden[torch.arange(len(hidden)), last], token_ids)
-            out[members] = logits[: len(chunk)].numpy()
-            for r, i in enumerate(members):
-                if i in keep and sink is not None:
-                    sink(i, self._row_kv(kv, prefixes[r], r, keep[i]))
+        wanted = keep if keep and sink is not None else {}
+        groups = self.groups(seqs)
+        threads = torch.get_num_threads()
+
+        def one_pass(group: tuple[int, int, list[int]]) -> tuple[np.ndarray, list[tuple[int, KV]]]:
+            torch.set_num_threads(1)  # this thread's passes (see the module's docstring)
+            return self._score_group(seqs, group, token_ids, wanted)
+
+        with ThreadPoolExecutor(threads) as pool:
+            try:
+                # `threads` micro-batches at a time; between them, `sink` (explanations) runs on every thread.
+                for start in range(0, len(groups), threads):
+                    wave = groups[start : start + threads]
+                    done = list(pool.map(one_pass, wave)) if threads > 1 else [one_pass(wave[0])]
+                    torch.set_num_threads(threads)
+                    for (_, _, members), (logits, kept) in zip(wave, done):
+                        out[members] = logits
+                        for i, kv in kept:
+                            sink(i, kv)  # type: ignore[misc]
+            finally:
+                torch.set_num_threads(threads)
         return out
+
+    def _score_group(
+        self,
+        seqs: Sequence[Sequence[int]],
+        group: tuple[int, int, list[int]],
+        token_ids: list[int],
+        keep: dict[int, int],
+    ) -> tuple[np.ndarray, list[tuple[int, KV]]]:
+        """One micro-batch: the logits of its real rows, and the (index, keys and values) of those in `keep`."""
+        prefix, width, members = group
+        chunk = [seqs[i] for i in members]
+        hidden, kv, prefixes = self.prefill(chunk, prefix, width)
+        last = torch.zeros(len(hidden), dtype=torch.long)  # empty rows: position 0
+        last[: len(chunk)] = torch.tensor([len(s) - prefix - 1 for s in chunk])
+        # The head on every row of the micro-batch: a matrix multiply's rounding depends on its row count too.
+        logits = self.model.logits(hidden[torch.arange(len(hidden)), last], token_ids)
+        kept = [(i, self._row_kv(kv, prefixes[r], r, keep[i])) for r, i in enumerate(members) if i in keep]
+        return logits[: len(chunk)].numpy(), kept
 
     @staticmethod
     def _row_kv(kv: KV, prefix: KV, row: int, n: int) -> KV:
