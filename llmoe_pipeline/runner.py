@@ -116,8 +116,7 @@ def _refresh_in_own_process(settings: Settings, ticker: str, instance_ref, threa
     try:
         with progress_to_stdout():
             instance = dg.DagsterInstance.from_ref(instance_ref)
-            unpooled = settings.model_copy(update={"executor": settings.executor.model_copy(update={"llm_pool": None})})
-            return [r.run_id for r in refresh_ticker(build_definitions(unpooled), ticker, instance)]
+            return [r.run_id for r in refresh_ticker(build_definitions(settings), ticker, instance)]
     except Exception as exc:
         raise RefreshError(f"{ticker}: {root_cause(exc)}") from None
 
@@ -144,10 +143,12 @@ def refresh_all(
                 log(f"{tag[ticker]}: done in {time.time() - t0:.0f} s (Dagster runs {', '.join(i[:8] for i in ids)})")
     else:
         failures: dict[str, RefreshError] = {}
+        # No `llm` pool: these processes are sized here (a share of the cores each), and a waiting step spins a core.
+        unpooled = settings.model_copy(update={"executor": settings.executor.model_copy(update={"llm_pool": None})})
         with ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             threads = max(1, cores() // jobs)
             futures = {
-                pool.submit(_refresh_in_own_process, settings, t, instance.get_ref(), threads, os.getpid()): t
+                pool.submit(_refresh_in_own_process, unpooled, t, instance.get_ref(), threads, os.getpid()): t
                 for t in tickers
             }
             log(f"refreshing {len(tickers)} tickers, {jobs} at a time ({threads} core(s) each) ...")

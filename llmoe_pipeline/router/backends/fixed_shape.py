@@ -146,7 +146,7 @@ class FixedShapeRunner:
                 # `threads` micro-batches at a time; between them, `sink` (explanations) runs on every thread.
                 for start in range(0, len(groups), threads):
                     wave = groups[start : start + threads]
-                    done = list(pool.map(one_pass, wave)) if threads > 1 else [one_pass(wave[0])]
+                    done = list(pool.map(one_pass, wave))
                     torch.set_num_threads(threads)
                     for (_, _, members), (logits, kept) in zip(wave, done):
                         out[members] = logits
