@@ -9,7 +9,7 @@ export LLMOE_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
 # that does not have the torch 2.13.0+cpu wheel locally.
 PIP_ARGS ?=
 
-.PHONY: install run test test-fast lint research ui report bench clean cluster-install cluster-up cluster-run cluster-down cluster-status
+.PHONY: install run test test-fast lint research research-ablations research-walk-forward research-tickers ui report bench clean cluster-install cluster-up cluster-run cluster-down cluster-status
 
 install: $(STAMP)
 
@@ -39,14 +39,25 @@ lint: install  # ruff (lint + format check, one line length) and mypy on the pac
 	$(VENV)/bin/ruff format --check llmoe_pipeline llmoe_pipeline_tests
 	$(VENV)/bin/mypy
 
-# The research verdict beyond `make run` (hours on 2 cores; README "Results" says what was measured): the LLM ablations
-# and the walk-forward for AAPL and MSFT, then the verdict across the 22 reference tickers on a shorter period.
-research: install
+# The research verdict beyond `make run`, one stage a target (docs: how long each takes on which CPU):
+# research-ablations: the LLM prompt ablations (prices only, news only) for AAPL and MSFT;
+# research-walk-forward: the expanding-window walk-forward 2011-2016 for AAPL and MSFT;
+# research-tickers: the verdict across the 22 reference tickers on a shorter period.
+# `make research` runs the three.
+research: research-ablations research-walk-forward research-tickers
+
+research-ablations: install
 	mkdir -p research
 	$(VENV)/bin/llmoe run --config llmoe_pipeline/configs/ablations.yaml
 	$(VENV)/bin/llmoe report --config llmoe_pipeline/configs/ablations.yaml --format md --output research/ablations.md
+
+research-walk-forward: install
+	mkdir -p research
 	$(VENV)/bin/llmoe run --config llmoe_pipeline/configs/research.yaml
 	$(VENV)/bin/llmoe report --config llmoe_pipeline/configs/research.yaml --format md --output research/walk_forward.md
+
+research-tickers: install
+	mkdir -p research
 	$(VENV)/bin/llmoe run --config llmoe_pipeline/configs/all_tickers_recent.yaml --tickers all
 	$(VENV)/bin/llmoe report --config llmoe_pipeline/configs/all_tickers_recent.yaml --tickers all --across \
 		--format md --output research/across_tickers.md

@@ -15,6 +15,7 @@ from llmoe_pipeline.models.registry import LLMOE, model_rank
 from llmoe_pipeline.routing import uses_future
 from llmoe_pipeline.significance import seed_averaged_returns
 from llmoe_pipeline.significance.compare import returns_set_tests
+from llmoe_pipeline.significance.power import wilcoxon_power
 
 POOLED = "POOLED"
 
@@ -24,14 +25,18 @@ def per_ticker_sharpe(summary: pd.DataFrame) -> pd.DataFrame:
     return summary.pivot_table(index="ticker", columns="model", values="sharpe_ratio_mean", aggfunc="first")
 
 
-def paired_tests(sharpe: pd.DataFrame, reference: str = LLMOE) -> pd.DataFrame:
-    """One row per other model: tickers, LLMoE's win share, the median Sharpe difference, and the Wilcoxon and
-    sign-test p-values (two-sided) of the per-ticker differences."""
+def paired_tests(
+    sharpe: pd.DataFrame, reference: str = LLMOE, power_gap: float = 1.0, target_power: float = 0.8
+) -> pd.DataFrame:
+    """One row per other model: tickers, LLMoE's win share, the median Sharpe difference, the Wilcoxon and
+    sign-test p-values (two-sided) of the per-ticker differences, and what the Wilcoxon test could detect
+    (power.wilcoxon_power: mde, mde_closed_form, power_at_gap, ruled_out_above)."""
     rows = []
     for model in sorted((m for m in sharpe.columns if m != reference), key=model_rank):
         diff = (sharpe[reference] - sharpe[model]).dropna()
         nonzero = diff[diff != 0]
         wins = int((nonzero > 0).sum())
+        power = wilcoxon_power(diff, gap=power_gap, target_power=target_power)
         rows.append(
             {
                 "model": model,
@@ -41,6 +46,7 @@ def paired_tests(sharpe: pd.DataFrame, reference: str = LLMOE) -> pd.DataFrame:
                 "median_sharpe_diff": float(diff.median()) if len(diff) else float("nan"),
                 "p_wilcoxon": float(wilcoxon(nonzero).pvalue) if len(nonzero) >= 6 else float("nan"),
                 "p_sign": float(binomtest(wins, len(nonzero)).pvalue) if len(nonzero) else float("nan"),
+                **{f"{k}": v for k, v in power.as_record().items() if k != "n_tickers"},
             }
         )
     return pd.DataFrame(rows)
@@ -54,13 +60,20 @@ def pooled_returns(daily: pd.DataFrame, split: str = "test", cost_bps: float = 0
 
 
 def across_tickers(
-    summary: pd.DataFrame, daily: pd.DataFrame, split: str = "test", cost_bps: float = 0.0
+    summary: pd.DataFrame,
+    daily: pd.DataFrame,
+    split: str = "test",
+    cost_bps: float = 0.0,
+    power_gap: float = 1.0,
+    target_power: float = 0.8,
 ) -> dict[str, pd.DataFrame]:
-    """The cross-ticker tables: per-ticker Sharpe, the paired tests, and SPA / MCS on the pooled series."""
+    """The cross-ticker tables: per-ticker Sharpe, the paired tests with their power, and SPA / MCS on the pooled
+    series."""
     sel = summary[(summary["split"] == split) & (summary["cost_bps"] == cost_bps)]
     sharpe = per_ticker_sharpe(sel)
     sets = returns_set_tests({POOLED: pooled_returns(daily, split, cost_bps)})
-    return {"sharpe": sharpe, "paired": paired_tests(sharpe), "spa": sets.spa, "mcs": sets.mcs}
+    paired = paired_tests(sharpe, power_gap=power_gap, target_power=target_power)
+    return {"sharpe": sharpe, "paired": paired, "spa": sets.spa, "mcs": sets.mcs}
 
 
 def across_text(tables: dict[str, pd.DataFrame]) -> str:
@@ -77,6 +90,16 @@ def across_text(tables: dict[str, pd.DataFrame]) -> str:
         lines.append(
             f"  {name:<18} {r['llmoe_win_share']:>10.0%} {r['median_sharpe_diff']:>15.2f} "
             f"{r['p_wilcoxon']:>11.3f} {r['p_sign']:>8.3f} {mark:>7}"
+        )
+    fair = paired[~paired["uses_future"] & paired["mde"].notna()]
+    if len(fair):
+        lines.append(
+            f"  Power of the Wilcoxon test: a Sharpe gap on every ticker of {fair['mde'].min():.2f} to "
+            f"{fair['mde'].max():.2f} (by model) is detected with {fair['target_power'].iloc[0] * 100:.0f} % power; "
+            "a gap of "
+            f"{fair['gap'].iloc[0]:.1f} with probability {fair['power_at_gap'].min():.2f} to "
+            f"{fair['power_at_gap'].max():.2f}; mean differences above {fair['ruled_out_above'].max():.2f} are "
+            "ruled out at 5 %."
         )
     spa = tables["spa"].iloc[0] if len(tables["spa"]) else None
     if spa is not None:

@@ -90,7 +90,10 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     defs, instance, tickers = build_definitions(settings), dagster_instance(settings.home), list(settings.tickers)
     summary = summarize(load_results(defs, tickers, instance))
-    across = across_tables(defs, instance, tickers, summary) if args.across else None
+    power = settings.protocol.significance
+    across = (
+        across_tables(defs, instance, tickers, summary, power.power_gap, power.target_power) if args.across else None
+    )
     if args.format == "table" and across is not None:
         print(across_text(across))
         return 0

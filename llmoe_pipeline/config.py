@@ -190,6 +190,15 @@ class WalkForwardConfig(_Section):
         return self
 
 
+class SignificanceConfig(_Section):
+    """What the verdict says the tests could have detected (llmoe_pipeline/significance/power.py, selection.py)."""
+
+    power_gap: float = Field(1.0, gt=0.0, allow_inf_nan=False)  # annualised Sharpe gap whose power is reported
+    target_power: float = Field(0.8, gt=0.05, lt=1.0)  # the minimum detectable effect is detected this often
+    power_simulations: int = Field(1000, ge=100)  # planted-gap resamples per comparison
+    pbo_blocks: int = Field(16, ge=2, le=20, multiple_of=2)  # CSCV blocks of the test days: C(16, 8) = 12,870 halves
+
+
 class PipelineConfig(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     split: SplitConfig = Field(default_factory=SplitConfig)
@@ -201,6 +210,7 @@ class PipelineConfig(_Section):
     retrain: RetrainConfig = Field(default_factory=RetrainConfig)
     # Data-quality asset checks on raw_prices / raw_headlines: thresholds and severities (llmoe_pipeline/quality.py).
     quality: QualityConfig = Field(default_factory=QualityConfig)
+    significance: SignificanceConfig = Field(default_factory=SignificanceConfig)
     # Sections are built per instance (default_factory), so DataConfig reads $LLMOE_DATA_DIR when the
     # config is created, not when this module is imported.
     seeds: list[Annotated[int, Field(ge=0)]] = Field(list(range(10)), min_length=1)

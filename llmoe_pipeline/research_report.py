@@ -15,7 +15,16 @@ from llmoe_pipeline.across import across_text
 from llmoe_pipeline.io import atomic_path, write_text_atomic
 from llmoe_pipeline.report import to_json, to_markdown
 from llmoe_pipeline.routing import uses_future
-from llmoe_pipeline.verdict import TickerEvidence, plain_words, ranking, verdict_text
+from llmoe_pipeline.verdict import (
+    MAIN_COMPARISON,
+    POWER_COLUMNS,
+    TickerEvidence,
+    plain_words,
+    power_words,
+    ranking,
+    selection_words,
+    verdict_text,
+)
 
 # Figures each ticker's evaluation writes under <home>/artifacts/<ticker>/plots, and what the report calls them.
 FIGURES = {
@@ -35,8 +44,24 @@ def _records(frame: pd.DataFrame | None) -> list[dict]:
     ]
 
 
+POWER_INPUTS = ["n_days", "correlation", "skewness_a", "skewness_b", "kurtosis_a", "kurtosis_b",
+                "autocorrelation_a", "autocorrelation_b", "block_length", "simulations", "alpha"]  # fmt: skip
+
+
+def power_records(tables: dict) -> list[dict]:
+    """The LLMoE comparisons' power figures, each with its inputs (T, correlation, moments, block length)."""
+    keep = ["model_a", "model_b", "uses_future", "sharpe_diff", "p_value", *POWER_COLUMNS, *POWER_INPUTS,
+            "power_curve"]  # fmt: skip
+    return [{k: r.get(k) for k in keep} for r in tables.get("pairs") or [] if "mde" in r]
+
+
+def _sections(e: TickerEvidence, name: str) -> dict:
+    return {split: tables.get(name) or [] for split, tables in e.significance.items()}
+
+
 def report_json(results_summary: pd.DataFrame, evidence: list[TickerEvidence]) -> dict:
-    """One object: results (the per-model rows), significance, router_diagnostics, walk_forward (by ticker)."""
+    """One object: results (the per-model rows), significance, power, track_record, selection,
+    router_diagnostics, walk_forward and the verdict (by ticker)."""
     return {
         "results": to_json(results_summary, split="test"),
         "significance": {e.ticker: e.significance for e in evidence},
@@ -48,8 +73,39 @@ def report_json(results_summary: pd.DataFrame, evidence: list[TickerEvidence]) -
             }
             for e in evidence
         },
-        "verdict": {e.ticker: plain_words(e) for e in evidence},
+        "power": {e.ticker: {split: power_records(t) for split, t in e.significance.items()} for e in evidence},
+        "track_record": {e.ticker: _sections(e, "track_record") for e in evidence},
+        "selection": {e.ticker: (e.significance.get("test") or {}).get("selection") or [] for e in evidence},
+        "verdict": {
+            e.ticker: " ".join(w for w in (plain_words(e), power_words(e), selection_words(e)) if w) for e in evidence
+        },
     }
+
+
+def plot_power_curve(tables: dict, path: Path, title: str) -> Path | None:
+    """Power of the LLMoE-vs-buy-and-hold test against the true Sharpe gap (simulation), with the MDE marked."""
+    rows = [r for r in tables.get("pairs") or [] if r.get("model_b") == MAIN_COMPARISON and r.get("power_curve")]
+    main = next((r for r in rows if r.get("model_a") == "LLMoE"), None)
+    if main is None:
+        return None
+    gaps, power = zip(*main["power_curve"])
+    fig = Figure(figsize=(7, 4), dpi=110, layout="constrained")
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    ax.plot(gaps, power, "-o", label="block-bootstrap simulation")
+    ax.axhline(main["target_power"], color="grey", linestyle="--", linewidth=0.8, label=f"{main['target_power']:.0%}")
+    ax.axhline(main["alpha"], color="grey", linestyle=":", linewidth=0.8, label="5 % level")
+    if main.get("mde") is not None and math.isfinite(main["mde"]):
+        ax.axvline(main["mde"], color="C1", linewidth=1, label=f"MDE {main['mde']:.2f}")
+    ax.set_xlabel("true annualised Sharpe gap, LLMoE minus buy-and-hold")
+    ax.set_ylabel("probability the test detects it")
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(loc="lower right", fontsize="small")
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png")
+    return path
 
 
 def plot_yearly_sharpe(yearly: pd.DataFrame, path: Path, title: str) -> Path:
@@ -91,7 +147,9 @@ def _significance_table(tables: dict) -> str:
     pairs = pd.DataFrame(tables.get("pairs") or [])
     if pairs.empty:
         return "_No tests._"
-    cols = ["model_a", "model_b", "sharpe_a", "sharpe_b", "sharpe_diff", "p_value", "p_value_hac", "seed_win_share"]
+    cols = ["model_a", "model_b", "sharpe_a", "sharpe_b", "sharpe_diff", "p_value", "p_value_hac", "mde",
+            "power_at_gap", "ruled_out_above", "seed_win_share"]  # fmt: skip
+    cols = [c for c in cols if c in pairs]
     return pairs[pairs["model_a"] == "LLMoE"][cols].to_markdown(index=False, floatfmt=".3f")
 
 
@@ -128,6 +186,10 @@ def report_markdown(
             "",
             f"**Verdict.** {plain_words(e)}",
             "",
+            f"**What the test could have seen.** {power_words(e) or 'No power figures (tables of an older run).'}",
+            "",
+            f"**Selection and track record.** {selection_words(e) or '-'}",
+            "",
             "```",
             verdict_text(e),
             "```",
@@ -145,6 +207,14 @@ def report_markdown(
             _diagnostics_table(e.diagnostics),
             "",
         ]
+        curve = plot_power_curve(
+            e.significance.get("test", {}),
+            figures / f"{e.ticker}_power.png",
+            f"{e.ticker}: power of the Sharpe test (test split)",
+        )
+        if curve is not None:
+            caption = "Power of the LLMoE-vs-buy-and-hold Sharpe test against the true gap (block-bootstrap simulation)"
+            lines += [f"![{e.ticker}: {caption}]({figures.name}/{curve.name})", "", f"*{caption}.*", ""]
         for name, caption in FIGURES.items():
             source = plots_dirs.get(e.ticker, Path("/nonexistent")) / name
             if source.exists():

@@ -237,11 +237,19 @@ def load_evidence(defs: dg.Definitions, settings: Settings, ticker: str, instanc
     )
 
 
-def across_tables(defs: dg.Definitions, instance: dg.DagsterInstance, tickers: list[str], summary: pd.DataFrame):
+def across_tables(
+    defs: dg.Definitions,
+    instance: dg.DagsterInstance,
+    tickers: list[str],
+    summary: pd.DataFrame,
+    power_gap: float = 1.0,
+    target_power: float = 0.8,
+):
     """The cross-ticker verdict's tables from every ticker's stored daily returns."""
     from llmoe_pipeline.across import across_tickers
 
     frames = [d for t in tickers if (d := _latest(defs, instance, "daily_returns", t)) is not None]
     if not frames:
         raise FileNotFoundError("no daily returns yet: run `llmoe run` for these tickers first")
-    return across_tickers(summary, pd.concat(frames, ignore_index=True))
+    daily = pd.concat(frames, ignore_index=True)
+    return across_tickers(summary, daily, power_gap=power_gap, target_power=target_power)

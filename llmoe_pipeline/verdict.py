@@ -8,10 +8,13 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
-from llmoe_pipeline.models.registry import LLMOE, model_rank
+from llmoe_pipeline.models.registry import BUY_AND_HOLD, LLMOE, model_rank
 from llmoe_pipeline.routing import uses_future
 
 ALPHA = 0.05
+MAIN_COMPARISON = BUY_AND_HOLD  # the power sentence's and the report's power curve's comparison
+POWER_COLUMNS = ["mde", "mde_closed_form", "gap", "target_power", "power_at_gap", "power_at_gap_closed_form",
+                 "ruled_out_above"]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -30,7 +33,8 @@ def _pairs(tables: dict) -> pd.DataFrame:
     pairs = pd.DataFrame(tables.get("pairs") or [])
     if pairs.empty:
         return pairs
-    for column in ("sharpe_diff", "p_value", "p_value_hac", "sharpe_a", "sharpe_b"):
+    numeric = ["sharpe_diff", "p_value", "p_value_hac", "sharpe_a", "sharpe_b", *POWER_COLUMNS]
+    for column in (c for c in numeric if c in pairs):
         pairs[column] = pd.to_numeric(pairs[column], errors="coerce")
     return pairs[pairs["model_a"] == LLMOE].set_index("model_b")
 
@@ -110,6 +114,64 @@ def plain_words(evidence: TickerEvidence) -> str:
     return f"Mixed: LLMoE beats {', '.join(better)} but loses to {', '.join(worse)} at the 5 % level."
 
 
+def power_words(evidence: TickerEvidence, split: str = "test") -> str:
+    """What the test could have seen: the main comparison's MDE, power at the configured gap and equivalence bound,
+    and the range of MDEs over every fair comparison. Empty when the tables predate the power columns."""
+    pairs = _pairs(evidence.significance.get(split, {}))
+    if pairs.empty or "mde" not in pairs:
+        return ""
+    fair = pairs[~pairs.index.map(uses_future) & pairs["mde"].notna()]
+    if fair.empty:
+        return ""
+    main_name = MAIN_COMPARISON if MAIN_COMPARISON in fair.index else str(fair.index[0])
+    main = fair.loc[main_name]
+    mde = f"{main['mde']:.2f} or more" if pd.notna(main["mde"]) else "no difference up to 20"
+    return (
+        f"Against {main_name} this test detects Sharpe differences of {mde} with "
+        f"{main['target_power'] * 100:.0f} % power (closed form "
+        f"{main['mde_closed_form']:.2f}); a gap of {main['gap']:.1f} would have been detected with probability "
+        f"{main['power_at_gap']:.2f}; differences above {main['ruled_out_above']:.2f} are ruled out at 5 %. Over the "
+        f"{len(fair)} comparisons with models that do not use the future, the detectable difference is "
+        f"{fair['mde'].min():.2f} to {fair['mde'].max():.2f}."
+    )
+
+
+def _num(value) -> str:
+    """Two decimals, or n/a for an undefined statistic (None or NaN in the stored records)."""
+    return "n/a" if value is None or pd.isna(value) else f"{value:.2f}"
+
+
+def selection_words(evidence: TickerEvidence) -> str:
+    """The deflated Sharpe ratio and PBO of the reported LLMoE, and its minimum track record, in one sentence each."""
+    tables = evidence.significance.get("test", {})
+    lines = []
+    record = pd.DataFrame(tables.get("track_record") or [])
+    if len(record):
+        own = record[record["model"] == LLMOE]
+        for _, r in own.iterrows():
+            target = "0" if r["against"] == "zero" else f"buy-and-hold's {r['benchmark_sharpe']:.2f}"
+            need = f"{r['min_track_record_years']:.1f} years" if pd.notna(r["min_track_record_years"]) else "never"
+            if r["psr"] is not None and pd.notna(r["psr"]):
+                lines.append(
+                    f"Track record against a Sharpe of {target}: PSR {_num(r['psr'])}; a 95 % level needs {need} "
+                    f"of such returns (the test has {r['n_days'] / 252:.1f})."
+                )
+    for sel in tables.get("selection") or []:
+        if sel.get("reason"):
+            lines.append(f"Selection: {sel['reason']}.")
+            continue
+        dsr, pbo = sel["deflated"], sel["pbo"]
+        per = ", ".join(f"{k} {v}" for k, v in sel["configurations_per_variant"].items())
+        lines.append(
+            f"Selection: the reported LLMoE is one of {dsr['n_trials']} grid configurations tried ({per}); "
+            f"the best of that many skill-less trials would show a Sharpe of {_num(dsr['sr0'])}, so the deflated "
+            f"Sharpe ratio is {_num(dsr['dsr'])}; the probability of backtest overfitting of its grid is "
+            f"{_num(pbo['pbo'])} ({pbo['combinations']} CSCV halves of {pbo['blocks']} blocks)."
+            + "".join(f" ({why})" for why in {dsr.get("reason"), pbo.get("reason")} if why)
+        )
+    return " ".join(lines)
+
+
 def _table_lines(table: pd.DataFrame) -> list[str]:
     lines = [f"  {'model':<18} {'Sharpe (seeds)':>15} {'avg-pos':>8} {'p vs LLMoE':>11} {'10% MCS':>8}"]
     for _, r in table.iterrows():
@@ -144,6 +206,11 @@ def verdict_text(evidence: TickerEvidence) -> str:
             f"{llm['sharpe']:.2f} vs best other {best['model']} {best['sharpe']:.2f} "
             f"(p {_fmt_p(best['p_vs_llmoe'])}){per_year}."
         )
+        if wf_power := power_words(evidence, "walk_forward"):
+            lines.append(f"  Walk-forward power: {wf_power}")
     lines.append("  In plain words: " + plain_words(evidence))
+    for extra in (power_words(evidence), selection_words(evidence)):
+        if extra:
+            lines.append("  " + extra)
     lines += [f"  Note: {n}" for n in evidence.notes]
     return "\n".join(lines)

@@ -3,7 +3,7 @@ plain sentence that follows the tests (significant wins and losses only)."""
 
 import pandas as pd
 
-from llmoe_pipeline.verdict import TickerEvidence, plain_words, ranking, verdict_text
+from llmoe_pipeline.verdict import TickerEvidence, plain_words, power_words, ranking, selection_words, verdict_text
 
 
 def _summary(sharpes: dict[str, float]) -> pd.DataFrame:
@@ -74,3 +74,44 @@ def test_verdict_text_has_the_table_the_router_line_and_the_sentence():
     assert "LLMoE[oracle] *" in text and "0.300" in text
     assert "Router (llm) test AUC 0.490 [95 % CI 0.440, 0.540]: no better than chance." in text
     assert "In plain words: No Sharpe difference" in text
+
+
+def _with_power(e: TickerEvidence) -> TickerEvidence:
+    power = {"Buy&Hold": (1.31, 1.25, 0.21, 1.62), "LSTM": (0.9, 0.85, 0.5, 1.1), "LLMoE[oracle]": (2.0, 2.0, 0.1, 9.0)}
+    for r in e.significance["test"]["pairs"]:
+        mde, closed, at_gap, ruled = power[r["model_b"]]
+        r |= {"mde": mde, "mde_closed_form": closed, "gap": 1.0, "target_power": 0.8, "power_at_gap": at_gap,
+              "power_at_gap_closed_form": at_gap, "ruled_out_above": ruled}  # fmt: skip
+    e.significance["test"]["track_record"] = [
+        {"model": "LLMoE", "against": "zero", "benchmark_sharpe": 0.0, "psr": 0.71, "n_days": 502,
+         "min_track_record_years": 9.4},
+        {"model": "LLMoE", "against": "Buy&Hold", "benchmark_sharpe": 0.62, "psr": 0.4, "n_days": 502,
+         "min_track_record_years": None},
+    ]  # fmt: skip
+    e.significance["test"]["selection"] = [
+        {"ticker": "AAPL", "model": "LLMoE", "configurations_per_variant": {"LLMoE": 192, "LLMoE[momentum]": 192},
+         "deflated": {"n_trials": 384, "sr0": 1.93, "dsr": 0.08},
+         "pbo": {"pbo": 0.46, "combinations": 12870, "blocks": 16}}
+    ]  # fmt: skip
+    return e
+
+
+def test_power_words_say_what_the_test_could_have_seen():
+    e = _with_power(_evidence([("Buy&Hold", 0.1, 0.7), ("LSTM", -0.4, 0.3), ("LLMoE[oracle]", -4.5, 0.001)]))
+    assert power_words(e) == (
+        "Against Buy&Hold this test detects Sharpe differences of 1.31 or more with 80 % power (closed form 1.25); "
+        "a gap of 1.0 would have been detected with probability 0.21; differences above 1.62 are ruled out at 5 %. "
+        "Over the 2 comparisons with models that do not use the future, the detectable difference is 0.90 to 1.31."
+    )
+    assert power_words(_evidence([("LSTM", -0.4, 0.3)])) == ""  # tables of a run before the power columns
+
+
+def test_selection_words_name_the_trials_the_deflated_sharpe_and_pbo():
+    e = _with_power(_evidence([("Buy&Hold", 0.1, 0.7)]))
+    words = selection_words(e)
+    assert "PSR 0.71; a 95 % level needs 9.4 years of such returns (the test has 2.0)" in words
+    assert "buy-and-hold's 0.62: PSR 0.40; a 95 % level needs never" in words
+    assert "one of 384 grid configurations tried (LLMoE 192, LLMoE[momentum] 192)" in words
+    assert "deflated Sharpe ratio is 0.08" in words and "backtest overfitting of its grid is 0.46" in words
+    text = verdict_text(e)
+    assert "detects Sharpe differences of 1.31" in text and "deflated Sharpe ratio is 0.08" in text

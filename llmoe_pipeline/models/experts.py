@@ -8,8 +8,9 @@ day goes to the expert of its router label. The LLMoE grid search also chooses t
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -37,6 +38,9 @@ class LLMoESearch:
     threshold: float  # the score above which a window is routed to REGIMES[0]
     params: Mapping[str, dict[str, Any]]  # regime -> network hyperparameters
     table: pd.DataFrame  # one row per threshold quantile: regime counts, validation score, skipped
+    # Every configuration of the grid (threshold × one network per regime): its position (0/1) on each test day,
+    # columns date and one per configuration; what the selection-bias statistics need (significance.selection).
+    configurations: pd.DataFrame = field(default_factory=pd.DataFrame)
 
     def expert_params(self, regime: str) -> dict[str, Any]:
         """The regime's hyperparameters, with the threshold they were chosen under (recorded with the models)."""
@@ -103,21 +107,47 @@ def expert_param_grid(cfg: ExpertConfig) -> list[dict]:
     return [{**combo, **fixed} for combo in grid(space)]
 
 
-def grid_search_experts(features: pd.DataFrame, labels: pd.DataFrame, cfg: ExpertConfig, seed: int) -> SearchResult:
+def grid_search_experts(
+    features: pd.DataFrame,
+    labels: pd.DataFrame,
+    cfg: ExpertConfig,
+    seed: int,
+    predict_rows: pd.DataFrame | None = None,
+) -> SearchResult:
     """Grid search per regime, each config trained with `seed` and scored on that regime's validation rows
     (validation accuracy, ties by log loss; see `search`). Returns best_params = {regime: params}, the
-    table of all trials with a `regime` column and best_model = {regime: the winning expert}."""
-    best, models, tables = {}, {}, []
+    table of all trials with a `regime` column, best_model = {regime: the winning expert} and, with
+    `predict_rows`, predictions = {regime: every trial's P(up) on those rows}."""
+    best, models, tables, predictions = {}, {}, [], {}
     for regime in REGIMES:
 
         def fit(params: dict, regime: str = regime) -> FittedModel:
             return train_expert(features, labels, regime, params, seed)
 
-        result = run_search(expert_param_grid(cfg), fit, features)
+        result = run_search(expert_param_grid(cfg), fit, features, predict_rows)
         best[regime], models[regime] = result.best_params, result.best_model
+        predictions[regime] = result.predictions
         tables.append(result.table.assign(regime=regime))
     table = pd.concat(tables, ignore_index=True)
-    return SearchResult(best, table[["regime"] + [c for c in table.columns if c != "regime"]], models)
+    columns = ["regime"] + [c for c in table.columns if c != "regime"]
+    return SearchResult(best, table[columns], models, predictions if predict_rows is not None else None)
+
+
+def configuration_positions(
+    q: float, predictions: Mapping[str, pd.DataFrame], routed: pd.Series
+) -> dict[str, np.ndarray]:
+    """Positions (1 = long) of every grid configuration under threshold quantile q: each day's P(up) from the
+    network chosen for its regime, one network per regime. Named "q=<q> <regime>#<trial> ..." in REGIMES order."""
+    trials = [list(predictions[r].columns) for r in REGIMES]
+    out = {}
+    for combo in itertools.product(*trials):
+        p_up = np.full(len(routed), np.nan)
+        for regime, trial in zip(REGIMES, combo):
+            rows = (routed == regime).to_numpy()
+            p_up[rows] = predictions[regime][trial].to_numpy()[rows]
+        name = f"q={q:g} " + " ".join(f"{r}#{t}" for r, t in zip(REGIMES, combo))
+        out[name] = (p_up > 0.5).astype(np.int8)
+    return out
 
 
 def search_router_threshold(
@@ -139,8 +169,10 @@ def search_router_threshold(
     the quantiles by one given threshold (a rule such as the oracle's "up tomorrow").
     """
     validation = features[features["split"] == "validation"]
+    test = features[features["split"] == "test"]
     rows: list[dict] = []
     choices: list[LLMoESearch] = []
+    positions: dict[str, np.ndarray] = {}
     points: list[tuple[float, float | None]] = [(q, None) for q in (quantiles or cfg.threshold_quantile_grid)]
     if fixed_threshold is not None:
         points = [(np.nan, float(fixed_threshold))]
@@ -161,7 +193,9 @@ def search_router_threshold(
         if too_few_windows(counts):
             rows.append({**row, "val_accuracy": np.nan, "val_log_loss": np.nan, "skipped": True})
             continue
-        searched = grid_search_experts(features, relabelled, cfg, seed)
+        searched = grid_search_experts(features, relabelled, cfg, seed, predict_rows=test)
+        if len(test):
+            positions |= configuration_positions(q, searched.predictions, router_labels_for(test, relabelled))
         score = validation_score(
             validation["target"].to_numpy(), llmoe_predict(searched.best_model, validation, relabelled)
         )
@@ -175,7 +209,8 @@ def search_router_threshold(
             f"fewer windows than {MIN_ROWS_PER_REGIME} (per split)"
         )
     best = choices[best_trial(scored)]
-    return LLMoESearch(best.threshold_quantile, best.threshold, best.params, table)
+    configurations = pd.DataFrame({"date": pd.to_datetime(test["date"]).to_numpy(), **positions})
+    return LLMoESearch(best.threshold_quantile, best.threshold, best.params, table, configurations)
 
 
 def llmoe_predict(

@@ -24,6 +24,7 @@ class SearchResult(NamedTuple):
     best_params: dict  # the winning trial's params (for the experts: regime → params)
     table: pd.DataFrame  # one row per trial: trial, searched params, val_accuracy, val_log_loss, ...
     best_model: Any = None  # the winning trial's fitted model (for the experts: regime → model), so no refit
+    predictions: Any = None  # with predict_rows: P(up) of every trial on those rows (rows × trials; experts: by regime)
 
 
 def validation_score(y_true: np.ndarray, p_up: np.ndarray) -> dict[str, float]:
@@ -63,9 +64,15 @@ def _cell(value):
     return json.dumps(value) if isinstance(value, (list, tuple, dict)) else value
 
 
-def run_search(candidates: list[dict], fit: Callable[[dict], FittedModel], features: pd.DataFrame) -> SearchResult:
+def run_search(
+    candidates: list[dict],
+    fit: Callable[[dict], FittedModel],
+    features: pd.DataFrame,
+    predict_rows: pd.DataFrame | None = None,
+) -> SearchResult:
     """Fit every candidate, score it on the validation rows it early-stopped on (its `validation_rows`
-    in `features`), return the best params, the trial table and the winning model.
+    in `features`), return the best params, the trial table and the winning model; with `predict_rows`, also
+    every trial's P(up) on them (what the selection-bias statistics need of the configurations not chosen).
 
     Table columns: trial, one column per param (lists as JSON text), val_accuracy, val_log_loss,
     best_epoch, n_train, n_validation, params (the full params as JSON).
@@ -89,4 +96,8 @@ def run_search(candidates: list[dict], fit: Callable[[dict], FittedModel], featu
         )
     table = pd.DataFrame(rows)
     best = best_trial(table)
-    return SearchResult(dict(candidates[best]), table, models[best])
+    predictions = None
+    if predict_rows is not None:
+        x = predict_rows[cols].to_numpy()
+        predictions = pd.DataFrame({t: m.predict_proba(x) for t, m in enumerate(models)}, index=predict_rows.index)
+    return SearchResult(dict(candidates[best]), table, models[best], predictions)

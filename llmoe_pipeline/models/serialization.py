@@ -22,7 +22,8 @@ from llmoe_pipeline.models.model_set import ModelSet
 from llmoe_pipeline.models.nets import rebuild_network
 
 FORMAT = "llmoe.model_set.v1"
-SEARCH_FORMAT = "llmoe.search.v1"
+SEARCH_FORMAT = "llmoe.search.v2"  # v2 adds the grid's configurations; v1 files still read
+SEARCH_FORMATS = ("llmoe.search.v1", SEARCH_FORMAT)
 
 
 class ModelFileError(ValueError):
@@ -130,6 +131,7 @@ def llmoe_search_to_json(search: LLMoESearch) -> str:
             "threshold": search.threshold,
             "params": dict(search.params),
             "table": _frame_to_json(search.table),
+            "configurations": _frame_to_json(search.configurations),
         }
     )
 
@@ -137,13 +139,14 @@ def llmoe_search_to_json(search: LLMoESearch) -> str:
 def llmoe_search_from_json(text: str, source: str = "LLMoE search") -> LLMoESearch:
     try:
         raw = json.loads(text)
-        if raw.get("format") != SEARCH_FORMAT:
-            raise ValueError(f"format {raw.get('format')!r}, expected {SEARCH_FORMAT!r}")
+        if raw.get("format") not in SEARCH_FORMATS:
+            raise ValueError(f"format {raw.get('format')!r}, expected one of {SEARCH_FORMATS}")
         return LLMoESearch(
             float(raw["threshold_quantile"]),
             float(raw["threshold"]),
             dict(raw["params"]),
             _frame_from_json(raw["table"]),
+            _frame_from_json(raw.get("configurations", "")),
         )
     except (ValueError, KeyError, TypeError, AttributeError) as exc:
         raise ModelFileError(f"{source}: not a readable LLMoE search result ({exc})") from None

@@ -76,6 +76,7 @@ def search_settings(cfg: PipelineConfig, quantiles: list[float] | None, fixed: f
         "quantiles": quantiles or cfg.experts.threshold_quantile_grid,
         "fixed_threshold": fixed,
         "search_seed": cfg.experts.search_seed,
+        "configurations": "test positions",  # searches stored before they kept their configurations are redone
     }
 
 

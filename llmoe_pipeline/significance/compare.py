@@ -19,6 +19,7 @@ import pandas as pd
 from llmoe_pipeline.metrics import sharpe_ratio
 from llmoe_pipeline.significance.ledoit_wolf import sharpe_diff_bootstrap, sharpe_diff_hac
 from llmoe_pipeline.significance.multiple import model_confidence_set, spa_test
+from llmoe_pipeline.significance.power import sharpe_diff_power
 from llmoe_pipeline.significance.sharpe import probabilistic_sharpe_ratio
 
 BENCHMARK = "Buy&Hold"  # = models.registry.BUY_AND_HOLD, not imported here: that module imports torch
@@ -116,9 +117,13 @@ def pairwise_sharpe_tests(
     seed: int = 0,
     periods: int = 252,
     benchmark: str = BENCHMARK,
+    power_gap: float = 1.0,
+    target_power: float = 0.8,
+    power_simulations: int = 1000,
 ) -> pd.DataFrame:
     """One row per (ticker, LLMoE variant, other model): Ledoit-Wolf tests of equal Sharpe ratios of the
-    seed-averaged series (bootstrap p_value, HAC p_value_hac) and the seed-level win share."""
+    seed-averaged series (bootstrap p_value, HAC p_value_hac), the seed-level win share, and what the test could
+    detect (power.sharpe_diff_power: mde, power_at_gap, ruled_out_above and their inputs)."""
     sel = _select(daily, split, cost_bps)
     rows = []
     for ticker, g in sel.groupby("ticker", sort=False):
@@ -136,11 +141,22 @@ def pairwise_sharpe_tests(
             )
             hac = sharpe_diff_hac(returns[a], returns[b], periods=periods)
             share, n_pairs = seed_win_share(per_seed[a], per_seed[b])
+            power = sharpe_diff_power(
+                returns[a],
+                returns[b],
+                boot,
+                gap=power_gap,
+                target_power=target_power,
+                simulations=power_simulations,
+                periods=periods,
+                seed=_rng(seed, ticker, a, b, "power"),
+            ).as_record()
             rows.append(
                 {"ticker": ticker, "model_a": a, "model_b": b, "uses_future": uses_future(a) or uses_future(b),
                  "n_days": boot.n, "sharpe_a": boot.sharpe_a, "sharpe_b": boot.sharpe_b, "sharpe_diff": boot.diff,
                  "se": boot.se, "p_value": boot.p_value, "p_value_hac": hac.p_value, "block_length": boot.block_length,
-                 "reps": boot.reps, "seed_win_share": share, "n_seed_pairs": n_pairs, "reason": boot.reason}
+                 "reps": boot.reps, "seed_win_share": share, "n_seed_pairs": n_pairs, "reason": boot.reason,
+                 **{k: v for k, v in power.items() if k not in ("n_days", "block_length", "reason")}}
             )  # fmt: skip
     return pd.DataFrame(rows)
 

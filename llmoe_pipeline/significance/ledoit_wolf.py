@@ -41,9 +41,13 @@ class SharpeDiffTest:
     block_length: int | None = None
     reps: int | None = None
     reason: str | None = None
+    # bootstrap only: the 95 % and 90 % quantiles of |diff* - diff| / se*: the test rejects at 5 % when
+    # |statistic| exceeds the first; diff ± the second × se is the 90 % interval of two one-sided tests (TOST)
+    critical_value: float | None = None
+    equivalence_critical_value: float | None = None
 
 
-def _sharpe_gradient(mu: np.ndarray, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def sharpe_difference(mu: np.ndarray, gamma: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """From (..., 2) means and mean squares: the per-period Sharpe difference (ddof=0) and its gradient
     (..., 4) with respect to (mu_a, mu_b, gamma_a, gamma_b). NaN where a variance is not positive."""
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -58,7 +62,7 @@ def _influence(x: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
     """Sharpe difference, gradient and the centred moment series y_t = (x_t - mu, x_t^2 - gamma), (T, 4)."""
     mu = x.mean(axis=0)
     gamma = mu**2 + ((x - mu) ** 2).mean(axis=0)
-    delta, grad = _sharpe_gradient(mu, gamma)
+    delta, grad = sharpe_difference(mu, gamma)
     return float(delta), grad, np.column_stack([x - mu, x**2 - gamma])
 
 
@@ -143,24 +147,36 @@ def circular_block_starts(n: int, block_length: int, reps: int, rng: np.random.G
     return starts[:, : n // block_length]
 
 
-def _bootstrap_statistics(x: np.ndarray, delta: float, block_length: int, starts: np.ndarray) -> np.ndarray:
-    """|diff* - diff| / se* for each row of block starts (inf where a resampled Sharpe is undefined).
-
-    Block means of (x, x^2) come from circular cumulative sums; se*^2 = grad*' Psi* grad* / (l b) with
-    Psi* = (1 / l) sum_j b zeta_j zeta_j', zeta_j the block-j means of y* (Goetze & Kuensch 1996).
-    """
+def block_means(x: np.ndarray, block_length: int, starts: np.ndarray) -> np.ndarray:
+    """(reps, l, 4) means of (x_a, x_b, x_a^2, x_b^2) over each resample's l circular blocks of length b."""
     b = block_length
     w = np.column_stack([x, x**2])
     csum = np.vstack([np.zeros((1, 4)), np.cumsum(np.vstack([w, w[:b]]), axis=0)])
-    means = (csum[starts + b] - csum[starts]) / b  # (reps, l, 4) block means
+    return (csum[starts + b] - csum[starts]) / b
+
+
+def resampled_diff_and_se(means: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per resample: the per-period Sharpe difference and its Goetze-Kuensch (1996) block standard error.
+
+    se*^2 = grad*' Psi* grad* / (l b) with Psi* = (1 / l) sum_j b zeta_j zeta_j', zeta_j the block-j means of y*.
+    """
     moments = means.mean(axis=1)  # (reps, 4): mu*, gamma*
-    delta_s, grad_s = _sharpe_gradient(moments[:, :2], moments[:, 2:])
+    delta_s, grad_s = sharpe_difference(moments[:, :2], moments[:, 2:])
     zeta = np.einsum("rlk,rk->rl", means - moments[:, None, :], grad_s)  # block means of grad*' y*_t
-    se_s = np.sqrt((zeta**2).sum(axis=1)) / starts.shape[1]
-    num = np.abs(delta_s - delta)
+    return delta_s, np.sqrt((zeta**2).sum(axis=1)) / means.shape[1]
+
+
+def studentized(num: np.ndarray, se: np.ndarray) -> np.ndarray:
+    """num / se, inf where se is 0 (or undefined) and num is not."""
     with np.errstate(divide="ignore", invalid="ignore"):
-        d_s = np.where(se_s > 0, num / se_s, np.where(num > 0, np.inf, 0.0))
-    return np.where(np.isnan(d_s), np.inf, d_s)
+        d = np.where(se > 0, num / se, np.where(num > 0, np.inf, 0.0))
+    return np.where(np.isnan(d), np.inf, d)
+
+
+def _bootstrap_statistics(x: np.ndarray, delta: float, block_length: int, starts: np.ndarray) -> np.ndarray:
+    """|diff* - diff| / se* for each row of block starts (inf where a resampled Sharpe is undefined)."""
+    delta_s, se_s = resampled_diff_and_se(block_means(x, block_length, starts))
+    return studentized(np.abs(delta_s - delta), se_s)
 
 
 def sharpe_diff_bootstrap(
@@ -196,10 +212,15 @@ def sharpe_diff_bootstrap(
                               math.nan, b_len, reps, reason="zero standard error")  # fmt: skip
     d = abs(delta) / se
     rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
-    exceed = 0
     chunk = max(1, _CHUNK_ELEMENTS // n)
-    for start in range(0, reps, chunk):
-        starts = circular_block_starts(n, b_len, min(chunk, reps - start), rng)
-        exceed += int((_bootstrap_statistics(x, delta, b_len, starts) >= d).sum())
-    p = (1 + exceed) / (reps + 1)
-    return SharpeDiffTest("bootstrap", n, float(sr[0]), float(sr[1]), delta * ann, se * ann, delta / se, p, b_len, reps)
+    d_star = np.concatenate(
+        [
+            _bootstrap_statistics(x, delta, b_len, circular_block_starts(n, b_len, min(chunk, reps - start), rng))
+            for start in range(0, reps, chunk)
+        ]
+    )
+    p = (1 + int((d_star >= d).sum())) / (reps + 1)
+    c95, c90 = (float(np.quantile(d_star, q, method="higher")) for q in (0.95, 0.90))
+    return SharpeDiffTest(
+        "bootstrap", n, float(sr[0]), float(sr[1]), delta * ann, se * ann, delta / se, p, b_len, reps, None, c95, c90
+    )

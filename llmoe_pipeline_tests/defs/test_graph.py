@@ -174,6 +174,20 @@ def test_significance_compares_every_llmoe_variant_with_every_model(graph, first
     diagnostics = defs.load_asset_value("router_diagnostics", partition_key="AAPL", instance=instance)
     auc = diagnostics[(diagnostics["metric"] == "auc") & (diagnostics["split"] == "test")].set_index("variant")
     assert auc.loc["oracle", "value"] == 1.0 and set(auc.index) == {"llm", "momentum", "random", "oracle"}
+    # What the tests could have seen, and the selection the reported LLMoE went through: every grid configuration
+    # of the variants that do not use the future, counted from their searches.
+    assert {"mde", "power_at_gap", "ruled_out_above", "power_curve"} <= set(pairs.columns)
+    (selection,) = value["test"]["selection"]
+    searched = {
+        name: defs.load_asset_value(["llmoe_search", v], partition_key="AAPL", instance=instance)
+        for name, v in (("LLMoE", "llm"), ("LLMoE[momentum]", "momentum"), ("LLMoE[random]", "random"))
+    }
+    counts = {name: s.configurations.shape[1] - 1 for name, s in searched.items()}
+    assert selection["configurations_per_variant"] == counts
+    assert counts["LLMoE"] == int((~searched["LLMoE"].table["skipped"]).sum()) and counts["LLMoE[random]"] == 1
+    assert selection["deflated"]["n_trials"] == sum(counts.values())
+    record = pd.DataFrame(value["test"]["track_record"])
+    assert sorted(set(record["against"])) == ["Buy&Hold", "zero"] and "LLMoE[oracle]" in set(record["model"])
 
 
 def test_walk_forward_is_an_asset_when_enabled_and_feeds_the_verdict(tmp_path, data_dir):

@@ -224,6 +224,17 @@ def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_tr
     validation = features[features["split"] == "validation"]
     by_hand = validation_score(validation["target"].to_numpy(), llmoe_predict(experts, validation, relabelled))
     assert by_hand["val_accuracy"] == pytest.approx(winner["val_accuracy"])
+    # Every configuration of the grid is kept with its test-day positions: 2 quantiles × 8 × 8 networks; the chosen
+    # one trades exactly as the re-trained winners do.
+    configurations = result.configurations
+    test = features[features["split"] == "test"]
+    assert configurations.shape == (len(test), 1 + 2 * 8 * 8)
+    assert list(configurations["date"]) == list(pd.to_datetime(test["date"]))
+    grid = expert_param_grid(cfg)
+    chosen = f"q={result.threshold_quantile:g} " + " ".join(f"{r}#{grid.index(result.params[r])}" for r in REGIMES)
+    by_hand_positions = (llmoe_predict(experts, test, relabelled) > 0.5).astype(np.int8)
+    np.testing.assert_array_equal(configurations[chosen].to_numpy(), by_hand_positions)
+    assert configurations.drop(columns="date").isin([0, 1]).all().all()
     # Test windows never influence the choice: moving every test p_optimistic changes nothing.
     moved = search_router_threshold(features, _scored_labels(features, test_shift=0.3), cfg, seed=0)
     pd.testing.assert_frame_equal(moved.table, table)

@@ -761,12 +761,14 @@ def test_files_the_pipeline_stores_load_back(tmp_path):
     from llmoe_pipeline.models.store import ModelStore
 
     base = tmp_path / "assets"
-    search = LLMoESearch(0.5, 0.61, {"Optimistic": {"dropout": 0.1}}, pd.DataFrame({"quantile": [0.5]}))
+    configurations = pd.DataFrame({"date": pd.to_datetime(["2015-01-02", "2015-01-05"]), "q=0.5 O#0 P#1": [1, 0]})
+    search = LLMoESearch(0.5, 0.61, {"Optimistic": {"dropout": 0.1}}, pd.DataFrame({"quantile": [0.5]}), configurations)
     models = ModelSet(name="x", params={"a": 1}, models={}, search_table=pd.DataFrame({"trial": [0]}))
     assert store_asset_value(base, ["s"], "AAPL", search).suffix == ".json"
     assert store_asset_value(base, ["m"], "AAPL", models).suffix == ".safetensors"
     got = load_asset_value(base, ["s"], "AAPL")
     assert (got.threshold_quantile, got.threshold, dict(got.params)) == (0.5, 0.61, {"Optimistic": {"dropout": 0.1}})
+    pd.testing.assert_frame_equal(got.configurations, configurations, check_dtype=False)
     got = load_asset_value(base, ["m"], "AAPL")
     assert (got.name, dict(got.params), dict(got.models)) == ("x", {"a": 1}, {})
     store = ModelStore(tmp_path / "model_cache")

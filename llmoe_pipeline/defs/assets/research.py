@@ -1,6 +1,8 @@
 """The verdict's evidence per ticker: the walk-forward (llmoe_pipeline/walkforward.py, when enabled) and the
 significance of every comparison (llmoe_pipeline/significance/), on the test split and the walk-forward years."""
 
+import math
+
 import dagster as dg
 import pandas as pd
 
@@ -9,21 +11,67 @@ from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
+from llmoe_pipeline.models import LLMoESearch
+from llmoe_pipeline.models.registry import LLMOE
 from llmoe_pipeline.report import summarize, to_markdown
 from llmoe_pipeline.routing import RouterVariant
-from llmoe_pipeline.significance import model_set_tests, pairwise_sharpe_tests
+from llmoe_pipeline.significance import model_set_tests, pairwise_sharpe_tests, seed_averaged_returns
+from llmoe_pipeline.significance.track_record import selection, track_record
 from llmoe_pipeline.walkforward import concatenated_metrics, walk_forward, yearly_sharpe
 
 
+def json_safe(value):
+    """Nested records with NaN and infinities as None (undefined statistics; JSON has no such numbers)."""
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
 def significance_tables(daily: pd.DataFrame, cfg: PipelineConfig, split: str) -> dict[str, list[dict]]:
-    """Ledoit-Wolf pairs, SPA, MCS and PSR of one split at the protocol's cost, as JSON-able records."""
-    periods, cost = cfg.backtest.periods_per_year, cfg.backtest.cost_bps
-    pairs = pairwise_sharpe_tests(daily, split=split, cost_bps=cost, periods=periods)
+    """Ledoit-Wolf pairs (with their power), SPA, MCS, PSR and the LLMoE variants' track record of one split at the
+    protocol's cost, as JSON-able records."""
+    periods, cost, power = cfg.backtest.periods_per_year, cfg.backtest.cost_bps, cfg.significance
+    pairs = pairwise_sharpe_tests(
+        daily,
+        split=split,
+        cost_bps=cost,
+        periods=periods,
+        power_gap=power.power_gap,
+        target_power=power.target_power,
+        power_simulations=power.power_simulations,
+    )
     tables = model_set_tests(daily, split=split, cost_bps=cost, periods=periods)
-    return {
+    records = {
         name: frame.astype(object).where(frame.notna(), None).to_dict(orient="records")
         for name, frame in (("pairs", pairs), ("spa", tables.spa), ("mcs", tables.mcs), ("psr", tables.psr))
     }
+    returns = seed_averaged_returns(daily, split=split, cost_bps=cost)
+    records["track_record"] = [
+        {"ticker": ticker, **row} for ticker, frame in returns.items() for row in track_record(frame, periods=periods)
+    ]
+    return records
+
+
+def selection_tables(daily: pd.DataFrame, searches: dict[str, LLMoESearch], cfg: PipelineConfig) -> list[dict]:
+    """Per ticker: the deflated Sharpe ratio of the reported LLMoE and the PBO of its grid (test split)."""
+    cost = cfg.backtest.cost_bps
+    configurations = {name: search.configurations for name, search in searches.items()}
+    return [
+        {"ticker": ticker}
+        | selection(
+            frame,
+            configurations,
+            reported=LLMOE,
+            cost_bps=cost,
+            periods=cfg.backtest.periods_per_year,
+            blocks=cfg.significance.pbo_blocks,
+        )
+        for ticker, frame in seed_averaged_returns(daily, split="test", cost_bps=cost).items()
+    ]
 
 
 def _markdown(records: list[dict], columns: list[str]) -> str:
@@ -83,26 +131,36 @@ def build_research_assets(partitions: Partitions, variants: list[RouterVariant],
         assets.append(walk_forward_returns)
 
     wf_in = {"walk_forward_returns": dg.AssetIn()} if cfg.walk_forward.enabled else {}
+    # The grids of the variants that do not use the future: what the reported LLMoE was selected among.
+    search_in = {
+        f"search__{v.name}": dg.AssetIn(["llmoe_search", v.name]) for v in variants if v.experts and not v.uses_future
+    }
+    display = {f"search__{v.name}": v.display_name for v in variants}
 
     @dg.asset(
         partitions_def=partitions.tickers,
         group_name="evaluation",
         kinds={"pandas"},
         owners=OWNERS,
-        ins={"daily_returns": dg.AssetIn(), **wf_in},
+        ins={"daily_returns": dg.AssetIn(), **wf_in, **search_in},
     )
     def significance(
-        context: dg.AssetExecutionContext, protocol: ProtocolResource, daily_returns: pd.DataFrame, **walk
+        context: dg.AssetExecutionContext, protocol: ProtocolResource, daily_returns: pd.DataFrame, **inputs
     ) -> dg.Output:
-        """Each LLMoE variant vs every other model: Ledoit-Wolf Sharpe tests on the seed-averaged returns and the
-        seeds' win share; SPA against buy-and-hold; the 10 % Model Confidence Set; each model's PSR. On the test
-        split, and on the joined walk-forward years when they exist."""
+        """Each LLMoE variant vs every other model: Ledoit-Wolf Sharpe tests on the seed-averaged returns with their
+        power, minimum detectable effect and equivalence bound, and the seeds' win share; SPA against buy-and-hold;
+        the 10 % Model Confidence Set; each model's PSR and LLMoE's minimum track record; the deflated Sharpe ratio
+        and the probability of backtest overfitting of the LLMoE grid. On the test split, and on the joined
+        walk-forward years when they exist."""
         cfg = protocol.config
         value = {}
+        searches = {display[k]: v for k, v in inputs.items() if k.startswith("search__")}
         if (daily_returns["split"] == "test").any():  # none yet right after a retraining
             value["test"] = significance_tables(daily_returns, cfg, "test")
-        if walk:
-            wf = walk["walk_forward_returns"].assign(split="walk_forward")
+            if LLMOE in searches:
+                value["test"]["selection"] = selection_tables(daily_returns, searches, cfg)
+        if "walk_forward_returns" in inputs:
+            wf = inputs["walk_forward_returns"].assign(split="walk_forward")
             value["walk_forward"] = significance_tables(wf, cfg, "walk_forward")
         metadata = {}
         for split, tables in value.items():
@@ -117,6 +175,9 @@ def build_research_assets(partitions: Partitions, variants: list[RouterVariant],
                         "sharpe_diff",
                         "p_value",
                         "p_value_hac",
+                        "mde",
+                        "power_at_gap",
+                        "ruled_out_above",
                         "seed_win_share",
                         "uses_future",
                     ],
@@ -128,6 +189,6 @@ def build_research_assets(partitions: Partitions, variants: list[RouterVariant],
             metadata[f"{split}_spa"] = dg.MetadataValue.md(
                 _markdown(tables["spa"], ["benchmark", "p_consistent", "superior", "excluded"])
             )
-        return dg.Output(value, metadata=metadata)
+        return dg.Output(json_safe(value), metadata=metadata)
 
     return [*assets, significance]
