@@ -1,5 +1,5 @@
 """The `transformers` backend: the model in this process (PyTorch), scored with fixed shapes so that a window's
-p_optimistic does not depend on the rest of its batch (fixed_shape.py), in bfloat16 on a CPU with AMX.
+p_optimistic does not depend on the rest of its batch (fixed_shape.py), in bfloat16 on a CPU with AMX or AVX512-BF16.
 
 Llama-family models (SmolLM2, Llama 3.x) run a compact compiled forward (llama_torch.py); other architectures run
 the transformers module with the same buckets and micro-batches (no prefix split; explanations by `generate`).
