@@ -29,3 +29,27 @@ def test_the_project_instance_queues_a_second_llm_run(tmp_path):
         assert queue is not None and queue.max_concurrent_runs == 2
         assert queue.tag_concurrency_limits == [{"key": LLM_RUN_TAG, "limit": 1}]
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1  # the pool stays
+
+
+def test_the_queue_holds_a_second_llm_run_and_lets_other_runs_go(tmp_path):
+    """The run queue's own choice (the daemon's dequeue step, without launching anything): while one llmoe_job run
+    is in progress, another waits queued; a run of another job goes ahead."""
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+    from dagster._core.test_utils import create_run_for_test
+    from dagster._daemon.run_coordinator.queued_run_coordinator_daemon import QueuedRunCoordinatorDaemon
+
+    location = RemoteRepositoryOrigin(RegisteredCodeLocationOrigin("llmoe_pipeline.definitions"), "__repository__")
+
+    def run(instance, job: str, status: dg.DagsterRunStatus, tags: dict | None = None) -> dg.DagsterRun:
+        origin = RemoteJobOrigin(location, job)
+        return create_run_for_test(instance, job, status=status, tags=tags, remote_job_origin=origin)
+
+    shutil.copyfile(REPO_ROOT / "dagster.yaml", tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        llm = {LLM_RUN_TAG: "router"}
+        run(instance, "llmoe_job", dg.DagsterRunStatus.STARTED, llm)
+        run(instance, "llmoe_job", dg.DagsterRunStatus.QUEUED, llm)  # another ticker's: must wait
+        experts = run(instance, "experts_job", dg.DagsterRunStatus.QUEUED)
+        daemon = QueuedRunCoordinatorDaemon(interval_seconds=1)
+        chosen = daemon._get_runs_to_dequeue(instance, instance.get_concurrency_config(), None)
+        assert [r.run_id for r in chosen] == [experts.run_id]  # the second llmoe_job run stays queued: no process
