@@ -78,7 +78,10 @@ def cuda_capability() -> tuple[int, int] | None:
     """The first GPU's compute capability, or None without CUDA."""
     import torch
 
-    return tuple(torch.cuda.get_device_capability(0)) if torch.cuda.is_available() else None  # type: ignore[return-value]
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability(0)
+    return major, minor
 
 
 def this_machine_kernel_family(dtype: str, on_gpu: bool = False) -> str:

@@ -108,8 +108,8 @@ def other_kernel_families(
 
     Those are the same model, path and precision computed by other kernels (another CPU kind sharing the cache, a
     copied home). They are never mixed in (the family is part of the cache key: this machine labels its own), but
-    their presence is worth a warning: the two machines' results differ. Empty for ids without a family (float32,
-    openai), where every family gives the same p.
+    their presence is worth a warning: the two machines' results differ. Empty for ids without a family: float32
+    (the families agree to ~1e-5) and openai (the server's machine computes; its id is the server's).
     """
     if kernel_family_of(model_id) is None:
         return {}

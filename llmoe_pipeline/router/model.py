@@ -247,8 +247,9 @@ KERNELS_MARK = "+kernels-"  # before the kernel family in a scoring model id
 def scoring_model_id(model_id: str, backend: str, dtype: str, recipe: str = "", kernels: str | None = None) -> str:
     """The label cache's model id for `model_id` run by `backend` in `dtype` with the `kernels` family (cpu.py).
 
-    float32 (vllm, transformers): `model_id` unchanged — both paths, and every CPU and GPU kernel family, give the
-    same p to ~1e-5, and every label cached before this distinction was float32. Any other dtype:
+    float32 (vllm, transformers): `model_id` unchanged — both paths give the same p to ~1e-5 (float32 kernels of
+    other families are taken to agree as closely: not measured across CPUs), and every label cached before this
+    distinction was float32. Any other dtype:
     `model_id+<backend>-<dtype>[-<recipe>][+kernels-<family>]` (e.g.
     `smollm2-135m-instruct@gguf-b179c9523d0e+transformers-bfloat16-fixed2-p96-t16-b8+kernels-amx-bf16`), because
     there the path, its batching recipe and the kernels' rounding change p by up to a few hundredths.
