@@ -122,6 +122,11 @@ def other_kernel_families(
     }
 
 
+def shown_kernel_family(model_id: str) -> str:
+    """The kernel family of labels with this id, for provenance (asset metadata, MLflow tags)."""
+    return kernel_family_of(model_id) or "any (float32 or a server: not part of the cache id)"
+
+
 def kernel_family_warning(model_id: str, others: dict[str, int], prompts: int) -> str:
     """One line naming this run's kernel family and the others the cache holds labels of (empty when none)."""
     if not others:

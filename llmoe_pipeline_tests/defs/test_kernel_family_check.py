@@ -6,6 +6,8 @@ from __future__ import annotations
 import dagster as dg
 
 from llmoe_pipeline.definitions import build_definitions
+from llmoe_pipeline.defs.assets.tracking import router_tags
+from llmoe_pipeline.defs.io_manager import load_asset_value
 from llmoe_pipeline.router.model import scoring_model_id
 from llmoe_pipeline_tests import fakes
 from llmoe_pipeline_tests.defs.graph_support import slice_settings
@@ -58,3 +60,7 @@ def test_another_family_relabels_and_warns_naming_both(tmp_path, data_dir):
     assert check.metadata["other_kernel_families"].value == {"amx-bf16": rows}
     assert f"{rows} windows labelled with kernel family avx512-bf16" in str(check.description)
     assert f"labels of amx-bf16 for {rows} of them" in str(check.description)
+    # The family is part of the labels' provenance: their model id, and the MLflow runs' tags.
+    labels = load_asset_value(settings.home / "assets", ["router_labels"], "AAPL")
+    assert router_tags(labels, 0.5)["router.kernel_family"] == "avx512-bf16"
+    assert labels["model_id"].str.endswith("+kernels-avx512-bf16").all()

@@ -12,8 +12,12 @@ from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
 from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, apply_threshold, fit_threshold, regime_counts, too_few_windows
 from llmoe_pipeline.router.backends.openai import ServerUnavailableError
-from llmoe_pipeline.router.labels import kernel_family_warning, label_windows, other_kernel_families
-from llmoe_pipeline.router.model import kernel_family_of
+from llmoe_pipeline.router.labels import (
+    kernel_family_warning,
+    label_windows,
+    other_kernel_families,
+    shown_kernel_family,
+)
 from llmoe_pipeline.router.prompt import configured_prompts, prompt_version
 from llmoe_pipeline.routing import RULE_SCORES, RouterVariant, random_scores
 
@@ -49,10 +53,6 @@ def _kernel_family_check_spec(asset: str) -> dg.AssetCheckSpec:
     )
 
 
-def _shown_family(model_id: str) -> str:
-    return kernel_family_of(model_id) or "any (float32 or a server: not part of the cache id)"
-
-
 def _kernel_family_check(model_id: str, others: dict[str, int], prompts: int) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         check_name="one_kernel_family",
@@ -60,7 +60,7 @@ def _kernel_family_check(model_id: str, others: dict[str, int], prompts: int) ->
         severity=dg.AssetCheckSeverity.WARN,
         description=kernel_family_warning(model_id, others, prompts) or None,
         metadata={
-            "kernel_family": _shown_family(model_id),
+            "kernel_family": shown_kernel_family(model_id),
             "other_kernel_families": dg.MetadataValue.json(others),
         },
     )
@@ -132,7 +132,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
                 "seconds": round(time.time() - started, 1),
                 "threshold": float(threshold),
                 "model_id": model_id,
-                "kernel_family": _shown_family(model_id),
+                "kernel_family": shown_kernel_family(model_id),
                 "prompt_version": version,
                 "label_balance": dg.MetadataValue.json(regime_counts(labels)),
                 "p_optimistic_mean": float(labels["p_optimistic"].mean()),
