@@ -15,6 +15,7 @@ from pathlib import Path
 
 from llmoe_pipeline.paths import REPO_ROOT
 from llmoe_pipeline.settings import DATA_DIR_OVERRIDE_ENV, Settings
+from llmoe_pipeline.tracking.server import MLFLOW_SERVER_ENV
 
 
 class PortInUseError(Exception):
@@ -82,7 +83,7 @@ def run_ui(args: argparse.Namespace, settings: Settings, home: Path) -> int:
         ],
     ]
     # Each UI in its own process group (dagster dev starts a webserver, a daemon and code servers; mlflow ui
-    # starts uvicorn workers and job runners), so that stopping reaches all of them.
+    # starts uvicorn workers), so that stopping reaches all of them.
     # The code location reads its settings from these (it is another process); the values are this command's.
     env = {
         **os.environ,
@@ -90,6 +91,7 @@ def run_ui(args: argparse.Namespace, settings: Settings, home: Path) -> int:
         "LLMOE_HOME": str(settings.home),
         "LLMOE_TICKERS": ",".join(settings.tickers),
         **({"LLMOE_CONFIG": settings.config_file} if settings.config_file else {}),
+        **MLFLOW_SERVER_ENV,
     }
     if args.data_dir:
         env[DATA_DIR_OVERRIDE_ENV] = str(Path(args.data_dir).resolve())

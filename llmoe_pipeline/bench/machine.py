@@ -1,11 +1,15 @@
-"""The machine's peak arithmetic rates, from its CPU flags and clock, and the model's FLOPs per window.
+"""The machine's peak arithmetic rates, from its CPU flags, microarchitecture and clock (llmoe_pipeline.cpu.cpu_info),
+and the model's FLOPs per window.
 
-Peaks (per core per cycle, then × cores × GHz):
-- AVX-512 float32: 2 FMA units × 16 lanes × 2 flops (multiply + add) = 64 (Xeon Scalable parts with AVX-512 have
-  two 512-bit FMA units; one-unit parts have half);
+Peaks (per core per cycle, then × cores × GHz), on CPUs that execute 512-bit instructions on 512-bit units
+(Intel Xeon Scalable with two FMA units, AMD Zen 5 server and desktop parts):
+- AVX2 float32: 2 FMA units × 8 lanes × 2 flops (multiply + add) = 32;
+- AVX-512 float32: 2 FMA units × 16 lanes × 2 = 64 (one-unit Xeon parts have half);
 - AVX-512 BF16 (vdpbf16ps): 2 units × 32 bf16 pairs × 2 = 128;
-- AMX BF16: 1024 (Intel: 4th-gen Xeon "1024 BF16 operations per cycle per core": one 16×16×32 tile multiply,
-  8,192 multiply-adds, every 16 cycles); AMX INT8: 2048.
+- AMX BF16 (Sapphire Rapids and later): 1024 (Intel: 4th-gen Xeon "1024 BF16 operations per cycle per core": one
+  16×16×32 tile multiply, 8,192 multiply-adds, every 16 cycles); AMX INT8: 2048.
+AMD Zen 4 (family 25) and Zen 5 mobile parts run a 512-bit instruction as two halves on 256-bit units: half the
+AVX-512 rates above (AVX2's are unchanged).
 Clock: the highest "cpu MHz" in /proc/cpuinfo (a VM reports the nominal clock; turbo can run above it, so a
 measured rate can exceed the printed peak by that margin). Cores: those this process may run on.
 
@@ -21,38 +25,54 @@ import json
 import os
 from pathlib import Path
 
-PER_CYCLE_PER_CORE = {"fp32_avx512": 64, "bf16_avx512": 128, "bf16_amx": 1024, "int8_amx": 2048}
-FLAGS_NEEDED = {"fp32_avx512": "avx512f", "bf16_avx512": "avx512_bf16", "bf16_amx": "amx_bf16", "int8_amx": "amx_int8"}
+# unit: (flops per core per cycle on full-width units, the CPU flags it needs)
+UNITS: dict[str, tuple[int, frozenset[str]]] = {
+    "fp32_avx2": (32, frozenset({"avx2", "fma"})),
+    "fp32_avx512": (64, frozenset({"avx512f"})),
+    "bf16_avx512": (128, frozenset({"avx512_bf16"})),
+    "bf16_amx": (1024, frozenset({"amx_bf16", "amx_tile"})),
+    "int8_amx": (2048, frozenset({"amx_int8", "amx_tile"})),
+}
+AVX512_UNITS = ("fp32_avx512", "bf16_avx512")  # halved where 512-bit instructions run on 256-bit units
+AMD = "AuthenticAMD"
+ZEN4_FAMILY, ZEN5_FAMILY = 25, 26  # /proc/cpuinfo "cpu family" (0x19, 0x1A); Zen 3 (also 25) has no AVX-512
+ZEN5_MOBILE_MODELS = (range(0x20, 0x30), range(0x60, 0x70))  # Strix Point, Krackan Point: 256-bit datapaths
 
 
-def cpu_info(path: str = "/proc/cpuinfo") -> dict:
-    """Cores usable by this process, the clock (GHz, highest reported), the CPU flags and the model name."""
-    flags: set[str] = set()
-    mhz, name = 0.0, ""
-    try:
-        for line in Path(path).read_text().splitlines():
-            key, _, value = line.partition(":")
-            key = key.strip()
-            if key == "flags":
-                flags |= set(value.split())
-            elif key == "cpu MHz":
-                mhz = max(mhz, float(value))
-            elif key == "model name":
-                name = value.strip()
-    except OSError:
-        pass
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    return {"cores": cores, "ghz": round(mhz / 1000, 3), "flags": sorted(flags), "model_name": name}
+def microarchitecture(info: dict) -> str:
+    """The microarchitecture as far as it changes the peaks: `zen4`, `zen5`, `zen5-mobile`, or the vendor."""
+    if info.get("vendor") != AMD:
+        return "intel" if info.get("vendor") == "GenuineIntel" else "other"
+    if info.get("family") == ZEN5_FAMILY:
+        return "zen5-mobile" if any(info.get("model") in r for r in ZEN5_MOBILE_MODELS) else "zen5"
+    return "zen4" if info.get("family") == ZEN4_FAMILY else "amd"
+
+
+def avx512_width_bits(info: dict) -> int:
+    """The datapath width 512-bit instructions run on: 256 on Zen 4 and Zen 5 mobile (double-pumped), else 512."""
+    return 256 if microarchitecture(info) in ("zen4", "zen5-mobile") else 512
+
+
+def per_cycle_per_core(info: dict) -> dict[str, float]:
+    """Flops per core per cycle of each unit the CPU has (its flags), on its microarchitecture."""
+    flags, halve = set(info["flags"]), avx512_width_bits(info) == 256
+    return {
+        unit: flops / 2 if halve and unit in AVX512_UNITS else flops
+        for unit, (flops, needed) in UNITS.items()
+        if needed <= flags
+    }
 
 
 def peaks_gflops(info: dict) -> dict[str, float]:
     """Peak GFLOP/s of each unit the CPU has: per_cycle_per_core × cores × GHz."""
-    flags = set(info["flags"])
-    return {
-        unit: per_cycle * info["cores"] * info["ghz"]
-        for unit, per_cycle in PER_CYCLE_PER_CORE.items()
-        if FLAGS_NEEDED[unit] in flags
-    }
+    return {unit: per_cycle * info["cores"] * info["ghz"] for unit, per_cycle in per_cycle_per_core(info).items()}
+
+
+def peak_formula(info: dict) -> str:
+    """How `peaks_gflops` came about, for the bench's output."""
+    rates = ", ".join(f"{unit} {flops:g}" for unit, flops in per_cycle_per_core(info).items())
+    units = f"{microarchitecture(info)}, {avx512_width_bits(info)}-bit AVX-512 units"
+    return f"per core per cycle x cores x GHz ({units}): {rates}"
 
 
 def model_shape(model_path: str | os.PathLike) -> dict:

@@ -17,6 +17,7 @@ from typing import Any
 
 import numpy as np
 
+from llmoe_pipeline.cpu import kernel_family
 from llmoe_pipeline.regimes import REGIMES
 
 
@@ -33,7 +34,7 @@ class PathSpec:
 PATHS = {
     s.name: s
     for s in (
-        PathSpec("transformers-bfloat16", "batched", "transformers", "bfloat16", description="fixed shapes, AMX"),
+        PathSpec("transformers-bfloat16", "batched", "transformers", "bfloat16", description="fixed shapes"),
         PathSpec("transformers-float32", "batched", "transformers", "float32", description="fixed shapes"),
         PathSpec("transformers-bfloat16-eager", "batched", "transformers", "bfloat16", False, "fixed, no compile"),
         PathSpec("vllm-float32", "batched", "vllm", "float32", description="vLLM, prefix cache"),
@@ -43,6 +44,16 @@ PATHS = {
 }
 FP32_VLLM_PATH = "vllm-float32"
 NAIVE_PATH = "naive-float32"
+
+
+def path_kernel_family(spec: PathSpec, flags: list[str], cuda_capability: tuple[int, int] | None = None) -> str:
+    """The kernels `spec` runs on (cpu.kernel_family): the GPU's for vLLM where there is one, else the CPU's."""
+    return kernel_family(flags, spec.dtype, cuda_capability if spec.backend == "vllm" else None)
+
+
+def describe_path(spec: PathSpec, family: str) -> str:
+    """What the path does and on which kernels, from the family detected on this machine (never assumed)."""
+    return f"{spec.description}, {family} kernels"
 
 
 def default_path_name() -> str:

@@ -9,7 +9,9 @@ Each path runs in its own process, loaded once (start-up and warm-up reported ap
 shows each path's median and its ratio to the naive path and to float32 vLLM (ratio of medians). The naive path
 (chat template, `generate` 16 tokens, parse the word) runs on the first `--naive-n` windows only; rates compare.
 
-Also printed: useful FLOP/s against the machine's peaks (bench/machine.py: formulas there) and batch invariance:
+Only the result goes to stdout (the table or the JSON object); progress and every library's log lines go to stderr.
+Also printed: each path's kernel family as detected here (llmoe_pipeline/cpu.py), useful FLOP/s against the
+machine's peaks for its microarchitecture (bench/machine.py: formulas there) and batch invariance:
 the max |Δp| of each batched path between its first timed run (all n windows in one call) and the same windows
 again, shuffled, in calls of 1, 7 and 64 windows.
 """
@@ -17,16 +19,27 @@ again, shuffled, in calls of 1, 7 and 64 windows.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.bench.machine import cpu_info, model_shape, peaks_gflops, window_flops
-from llmoe_pipeline.bench.paths import FP32_VLLM_PATH, NAIVE_PATH, PATHS, Worker, default_path_name
+from llmoe_pipeline.bench.machine import microarchitecture, model_shape, peak_formula, peaks_gflops, window_flops
+from llmoe_pipeline.bench.paths import (
+    FP32_VLLM_PATH,
+    NAIVE_PATH,
+    PATHS,
+    Worker,
+    default_path_name,
+    describe_path,
+    path_kernel_family,
+)
+from llmoe_pipeline.cpu import cpu_info, cuda_capability
 from llmoe_pipeline.data import daily_news, load_headlines, load_prices
 from llmoe_pipeline.features import build_features
 from llmoe_pipeline.io import write_text_atomic
@@ -49,6 +62,22 @@ def bench_windows(n: int, tickers: tuple[str, ...] = ("AAPL", "MSFT")) -> pd.Dat
 
 def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
+
+
+@contextlib.contextmanager
+def stdout_to_stderr() -> Iterator[None]:
+    """Send whatever is written to stdout meanwhile to stderr, at the file descriptor: vLLM's log lines, the worker
+    processes' (they inherit it) and C libraries' prints, so that stdout carries the result alone."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        with contextlib.redirect_stdout(sys.stderr):  # a replaced sys.stdout (pytest's) does not write to fd 1
+            yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
 
 
 def invariance_chunks(n: int, seed: int = 0) -> list[list[int]]:
@@ -78,7 +107,7 @@ def run_bench(n: int, rounds: int, paths: list[str], model: str, naive_n: int) -
     prompts = windows["prompt"].tolist()
     tokens = token_counts(model, prompts)
     shape = model_shape(resolve_model(model).path)
-    info = cpu_info()
+    info = {**cpu_info(), "cuda_capability": cuda_capability()}
     log(f"{len(prompts)} windows ({np.mean(tokens):.0f} tokens on average), model {model}; paths {', '.join(paths)}")
     workers: dict[str, Worker] = {}
     timings: dict[str, list[dict]] = {name: [] for name in paths}
@@ -116,9 +145,11 @@ def _summary(paths, workers, timings, invariance, tokens, naive_n, shape, info, 
         generated = float(np.median([t["generated_tokens"] for t in runs]))
         decode = 2.0 * shape["layers"] * shape["matmul_params"] * generated  # generated tokens, one at a time
         flops = sum(window_flops(shape, k) for k in counted) + decode
+        family = path_kernel_family(spec, info["flags"], info.get("cuda_capability"))
         row = {
             "name": name,
-            "description": spec.description,
+            "description": describe_path(spec, family),
+            "kernel_family": family,
             "windows": count,
             "startup_s": round(workers[name].startup_s, 1),
             "windows_per_s": [round(x, 3) for x in rates],
@@ -146,10 +177,10 @@ def _summary(paths, workers, timings, invariance, tokens, naive_n, shape, info, 
         "default_path": default,
         "fp32_vllm_path": FP32_VLLM_PATH,
         "invariance_max_abs_dp": invariance.get(default),
-        "machine": {k: info[k] for k in ("cores", "ghz", "model_name")} | {"load_average": list(os.getloadavg())},
+        "machine": {k: info[k] for k in ("cores", "ghz", "model_name")}
+        | {"microarchitecture": microarchitecture(info), "load_average": list(os.getloadavg())},
         "peak_gflops": {k: round(v) for k, v in peaks.items()},
-        "peak_formula": "per core per cycle x cores x GHz: AVX-512 fp32 64 (2 FMA x 16 lanes x 2), "
-        "AVX-512 bf16 128, AMX bf16 1024, AMX int8 2048",
+        "peak_formula": peak_formula(info),
     }
 
 
@@ -172,7 +203,8 @@ def format_table(s: dict[str, Any]) -> str:
     lines += [
         f"* default path ({s['default_path']}); {s['n']} windows, {s['mean_tokens']} tokens on average; "
         f"{s['rounds']} rounds, interleaved",
-        f"machine: {m['cores']} cores at {m['ghz']} GHz ({m['model_name']}), load average {m['load_average']}",
+        f"machine: {m['cores']} cores at {m['ghz']} GHz ({m['model_name']}, {m['microarchitecture']}), "
+        f"load average {m['load_average']}",
         "peak GFLOP/s: " + ", ".join(f"{k} {v:,}" for k, v in peaks.items()) + f" ({s['peak_formula']})",
         f"invariance (default path, max |dp| between two batchings): {s['invariance_max_abs_dp']}",
     ]
@@ -197,7 +229,8 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [p for p in paths if p not in PATHS]
     if unknown or args.rounds < 1 or not paths:
         ap.error(f"unknown paths {unknown} (known: {', '.join(PATHS)})" if unknown else "need a path and rounds >= 1")
-    summary = run_bench(args.n, args.rounds, paths, args.model, args.naive_n)
+    with stdout_to_stderr():
+        summary = run_bench(args.n, args.rounds, paths, args.model, args.naive_n)
     print(json.dumps(summary, indent=2) if args.format == "json" else format_table(summary))
     if args.json:
         write_text_atomic(json.dumps(summary, indent=2), args.json)

@@ -24,6 +24,7 @@ from llmoe_pipeline.cluster.layout import PG_USER, ClusterLayout, ClusterState, 
 from llmoe_pipeline.cluster.procs import ClusterError, port_open
 from llmoe_pipeline.io import private_mkdir
 from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.tracking.server import MLFLOW_SERVER_ENV
 
 BIN = Path(sys.executable).parent
 DAGSTER_TEMPLATE = REPO_ROOT / "deploy" / "cluster" / "local" / "dagster.yaml"
@@ -261,7 +262,7 @@ def mlflow(layout: ClusterLayout, state: ClusterState) -> Service:
     return Service(
         "mlflow",
         argv,
-        base_env(layout, state),
+        {**base_env(layout, state), **MLFLOW_SERVER_ENV},
         lambda: _http_ok(f"http://127.0.0.1:{port}/health"),
         port="mlflow",
         prepare=lambda: (private_mkdir(artifacts), None)[1],

@@ -12,6 +12,11 @@ from __future__ import annotations
 
 import dagster as dg
 
+# Carried by the runs of the job with language-model steps (llmoe_job: router_labels). dagster.yaml limits these runs
+# to one at a time in the run queue: a second one waits there, without a process, instead of starting and then
+# spinning a core in its run while its router step waits for the "llm" pool's slot. The pool stays, for the runs
+# without the tag (a backfill or a materialization of the asset itself from the UI).
+LLM_RUN_TAG = "llmoe/llm"
 EXPERTS = dg.AssetSelection.key_prefixes(["expert_models"])
 DOWNSTREAM = EXPERTS.downstream() - EXPERTS
 
@@ -24,6 +29,7 @@ def build_jobs() -> list:
             selection=dg.AssetSelection.all() - EXPERTS - DOWNSTREAM,
             description="Step 1 of a ticker's refresh: data, features, router labels, the LLMoE "
             "grid and the baselines (the experts and the evaluation follow).",
+            tags={LLM_RUN_TAG: "router"},
         ),
         dg.define_asset_job(
             "experts_job", selection=EXPERTS, description="Step 2: the LLMoE experts of one ticker and regime."

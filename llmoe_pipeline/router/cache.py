@@ -35,6 +35,8 @@ CREATE TABLE IF NOT EXISTS router_labels (
     created_at     TEXT NOT NULL
 )
 """
+# Finds the labels any model id holds for given prompts (LabelCache.model_ids_for).
+_PROMPT_INDEX = "CREATE INDEX IF NOT EXISTS router_labels_prompt ON router_labels (prompt_sha256)"
 _QUERY_CHUNK = 500  # keys per SELECT (SQLite limits the number of bound parameters)
 _DAMAGED = {"SQLITE_NOTADB", "SQLITE_CORRUPT"}  # not a database / malformed; "database is locked" is not damage
 
@@ -92,6 +94,7 @@ class LabelCache:
                 self._conn.execute("PRAGMA journal_mode = WAL")
                 self._conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives a power cut too
                 self._conn.execute(_SCHEMA)
+                self._conn.execute(_PROMPT_INDEX)
         except BaseException:
             self._conn.close()
             raise
@@ -108,6 +111,22 @@ class LabelCache:
                 )
                 found.update((k, CachedLabel(p, e)) for k, p, e in rows)
         return found
+
+    def model_ids_for(self, prompt_sha256s: Iterable[str], prompt_version: str) -> dict[str, int]:
+        """How many of these prompts (by sha256, in `prompt_version`) each model id has a label for."""
+        counts: dict[str, set[str]] = {}
+        digests = list(dict.fromkeys(prompt_sha256s))
+        with _damage_is_clear(self.path):
+            for start in range(0, len(digests), _QUERY_CHUNK):
+                chunk = digests[start : start + _QUERY_CHUNK]
+                rows = self._conn.execute(
+                    f"SELECT DISTINCT model_id, prompt_sha256 FROM router_labels "
+                    f"WHERE prompt_version = ? AND prompt_sha256 IN ({','.join('?' * len(chunk))})",
+                    [prompt_version, *chunk],
+                )
+                for model_id, digest in rows:
+                    counts.setdefault(model_id, set()).add(digest)
+        return {model_id: len(found) for model_id, found in counts.items()}
 
     def put_many(self, entries: Iterable[CacheEntry]) -> int:
         """Insert or update entries in one transaction (committed on return). An entry without an

@@ -14,9 +14,9 @@ provide it.
 The model id (`name@revision`) is part of the label cache key, so it must identify the weights and be
 cheap: alias → sha256 of the source GGUF; local folder → its manifest's id, else a fingerprint of its
 file names, sizes and small JSON files; Hugging Face id → the cached snapshot's commit hash.
-`scoring_model_id` adds how the weights are run when that changes the numbers (precision, scoring path), so
-that labels of different precisions never mix in the cache; float32 keeps the plain id (the caches written
-before precisions were told apart are float32 and stay valid).
+`scoring_model_id` adds how the weights are run when that changes the numbers (precision, scoring path, kernel
+family), so that labels of different precisions or CPU kinds never mix in the cache; float32 keeps the plain id
+(the caches written before precisions were told apart are float32 and stay valid).
 """
 
 from __future__ import annotations
@@ -241,17 +241,34 @@ def model_id_of(model: str) -> str:
     raise ModelNotFoundError(_not_found_message(model))
 
 
-def scoring_model_id(model_id: str, backend: str, dtype: str, recipe: str = "") -> str:
-    """The label cache's model id for `model_id` run by `backend` in `dtype`.
+KERNELS_MARK = "+kernels-"  # before the kernel family in a scoring model id
 
-    float32 (vllm, transformers): `model_id` unchanged — both paths give the same p to ~1e-5, and every label
-    cached before this distinction was float32. Any other dtype: `model_id+<backend>-<dtype>[-<recipe>]`
-    (e.g. `smollm2-135m-instruct@gguf-b179c9523d0e+transformers-bfloat16-fixed2-p96-t16-b8`), because there
-    the path and its batching recipe change p by up to a few hundredths. openai: the server's id as is.
+
+def scoring_model_id(model_id: str, backend: str, dtype: str, recipe: str = "", kernels: str | None = None) -> str:
+    """The label cache's model id for `model_id` run by `backend` in `dtype` with the `kernels` family (cpu.py).
+
+    float32 (vllm, transformers): `model_id` unchanged — both paths give the same p to ~1e-5 (float32 kernels of
+    other families are taken to agree as closely: not measured across CPUs), and every label cached before this
+    distinction was float32. Any other dtype:
+    `model_id+<backend>-<dtype>[-<recipe>][+kernels-<family>]` (e.g.
+    `smollm2-135m-instruct@gguf-b179c9523d0e+transformers-bfloat16-fixed2-p96-t16-b8+kernels-amx-bf16`), because
+    there the path, its batching recipe and the kernels' rounding change p by up to a few hundredths.
+    openai: the server's id as is.
     """
     if backend == "openai" or dtype == "float32":
         return model_id
-    return f"{model_id}+{backend}-{dtype}" + (f"-{recipe}" if recipe else "")
+    path = f"{model_id}+{backend}-{dtype}" + (f"-{recipe}" if recipe else "")
+    return path + (f"{KERNELS_MARK}{kernels}" if kernels else "")
+
+
+def kernel_family_of(scoring_id: str) -> str | None:
+    """The kernel family named in a scoring model id; None when it names none (float32, or cached before)."""
+    return scoring_id.partition(KERNELS_MARK)[2] or None
+
+
+def without_kernel_family(scoring_id: str) -> str:
+    """The scoring model id without its kernel family: ids equal here differ only in the kernels' rounding."""
+    return scoring_id.partition(KERNELS_MARK)[0]
 
 
 def resolve_model(model: str = DEFAULT_MODEL, home: Path | None = None) -> ResolvedModel:

@@ -33,6 +33,7 @@ CREATE TABLE IF NOT EXISTS router_labels (
     created_at     TIMESTAMPTZ NOT NULL DEFAULT now()
 )
 """
+_PROMPT_INDEX = "CREATE INDEX IF NOT EXISTS router_labels_prompt ON router_labels (prompt_sha256)"
 _SCHEMA_LOCK = 0x6C6C6D6F65  # pg_advisory_xact_lock key for the CREATE TABLE ("llmoe")
 _UPSERT = """
 INSERT INTO router_labels (key, model_id, prompt_version, prompt_sha256, p_optimistic, explanation)
@@ -65,6 +66,7 @@ class PostgresLabelCache:
         with self._transaction() as cur:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             cur.execute(_SCHEMA)
+            cur.execute(_PROMPT_INDEX)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -87,6 +89,21 @@ class PostgresLabelCache:
                 )
                 found.update((k, CachedLabel(p, e)) for k, p, e in cur.fetchall())
         return found
+
+    def model_ids_for(self, prompt_sha256s: Iterable[str], prompt_version: str) -> dict[str, int]:
+        """How many of these prompts (by sha256, in `prompt_version`) each model id has a label for."""
+        digests = list(dict.fromkeys(prompt_sha256s))
+        counts: dict[str, int] = {}
+        with self._transaction() as cur:
+            for start in range(0, len(digests), _QUERY_CHUNK):
+                cur.execute(
+                    "SELECT model_id, COUNT(DISTINCT prompt_sha256) FROM router_labels "
+                    "WHERE prompt_version = %s AND prompt_sha256 = ANY(%s) GROUP BY model_id",
+                    (prompt_version, digests[start : start + _QUERY_CHUNK]),
+                )
+                for model_id, count in cur.fetchall():
+                    counts[model_id] = counts.get(model_id, 0) + int(count)
+        return counts
 
     def put_many(self, entries: Iterable[CacheEntry]) -> int:
         """Insert or update entries in one transaction (committed on return)."""

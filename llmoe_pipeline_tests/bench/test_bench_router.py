@@ -12,12 +12,24 @@ import sys
 import numpy as np
 import pytest
 
-from llmoe_pipeline.bench.machine import cpu_info, model_shape, peaks_gflops, window_flops
-from llmoe_pipeline.bench.paths import FP32_VLLM_PATH, NAIVE_PATH, PATHS, default_path_name
+from llmoe_pipeline.bench import router as bench_router
+from llmoe_pipeline.bench.machine import microarchitecture, model_shape, peak_formula, peaks_gflops, window_flops
+from llmoe_pipeline.bench.paths import (
+    FP32_VLLM_PATH,
+    NAIVE_PATH,
+    PATHS,
+    default_path_name,
+    describe_path,
+    path_kernel_family,
+)
 from llmoe_pipeline.bench.router import _summary, format_table, invariance_chunks
+from llmoe_pipeline.cpu import cpu_info
 from llmoe_pipeline.paths import REPO_ROOT
 
 CPUINFO = """processor\t: 0
+vendor_id\t: GenuineIntel
+cpu family\t: 6
+model\t\t: 143
 model name\t: Some Xeon
 cpu MHz\t\t: 2600.000
 flags\t\t: fpu avx2 avx512f avx512_bf16 amx_bf16 amx_tile amx_int8
@@ -38,6 +50,58 @@ def test_peaks_follow_the_documented_formula(tmp_path, monkeypatch):
         {"fp32_avx512": 64 * 2 * 2.6, "bf16_avx512": 128 * 2 * 2.6, "bf16_amx": 1024 * 2 * 2.6, "int8_amx": 2048 * 5.2}
     )
     assert "bf16_amx" not in peaks_gflops({**info, "flags": ["avx512f"]})
+
+
+AVX2 = ["avx2", "fma"]
+AVX512_BF16 = [*AVX2, "avx512f", "avx512_bf16"]
+AMX = [*AVX512_BF16, "amx_tile", "amx_bf16", "amx_int8"]
+
+
+@pytest.mark.parametrize(
+    ("vendor", "family", "model", "flags", "arch", "per_cycle"),
+    [
+        # Sapphire Rapids: two 512-bit FMA units and AMX
+        (
+            "GenuineIntel",
+            6,
+            143,
+            AMX,
+            "intel",
+            {"fp32_avx2": 32, "fp32_avx512": 64, "bf16_avx512": 128} | {"bf16_amx": 1024, "int8_amx": 2048},
+        ),
+        # Zen 4 (EPYC 9004): AVX-512 on 256-bit units, half the per-cycle rate; AVX2 unchanged
+        ("AuthenticAMD", 25, 17, AVX512_BF16, "zen4", {"fp32_avx2": 32, "fp32_avx512": 32, "bf16_avx512": 64}),
+        # Zen 5 EPYC 9005 (Turin, model 2): full 512-bit units
+        ("AuthenticAMD", 26, 2, AVX512_BF16, "zen5", {"fp32_avx2": 32, "fp32_avx512": 64, "bf16_avx512": 128}),
+        # Zen 5 mobile (Strix Point, model 0x24): 256-bit units again
+        ("AuthenticAMD", 26, 0x24, AVX512_BF16, "zen5-mobile", {"fp32_avx2": 32, "fp32_avx512": 32, "bf16_avx512": 64}),
+        # Zen 3: family 25 without AVX-512
+        ("AuthenticAMD", 25, 1, AVX2, "zen4", {"fp32_avx2": 32}),
+    ],
+)
+def test_peaks_per_microarchitecture(vendor, family, model, flags, arch, per_cycle):
+    info = {"cores": 2, "ghz": 2.5, "flags": flags, "vendor": vendor, "family": family, "model": model}
+    assert microarchitecture(info) == arch
+    assert peaks_gflops(info) == pytest.approx({unit: flops * 2 * 2.5 for unit, flops in per_cycle.items()})
+    assert peak_formula(info).startswith(f"per core per cycle x cores x GHz ({arch}, ")
+
+
+@pytest.mark.parametrize(
+    ("flags", "cuda", "default_path", "fp32_vllm"),
+    [
+        (AMX, None, "fixed shapes, amx-bf16 kernels", "vLLM, prefix cache, avx512-fp32 kernels"),
+        (AVX512_BF16, None, "fixed shapes, avx512-bf16 kernels", "vLLM, prefix cache, avx512-fp32 kernels"),
+        (AVX2, None, "fixed shapes, avx2-fp32 kernels", "vLLM, prefix cache, avx2-fp32 kernels"),
+        (AMX, (9, 0), "fixed shapes, amx-bf16 kernels", "vLLM, prefix cache, cuda-sm90 kernels"),
+    ],
+)
+def test_each_path_is_described_by_the_kernels_it_runs_on(flags, cuda, default_path, fp32_vllm):
+    def described(name: str) -> str:
+        return describe_path(PATHS[name], path_kernel_family(PATHS[name], flags, cuda))
+
+    assert described("transformers-bfloat16") == default_path
+    assert described(FP32_VLLM_PATH) == fp32_vllm
+    assert "AMX" not in default_path or "amx" in flags
 
 
 def test_window_flops_of_smollm2(router_model):
@@ -73,7 +137,7 @@ def test_summary_medians_and_ratios():
     for t in timings[paths[2]]:
         t["answered_with_a_label"] = 0.5
     workers = {p: _W(3.0) for p in paths}
-    info = {"cores": 2, "ghz": 2.0, "flags": ["avx512f", "amx_bf16"], "model_name": "x"}
+    info = {"cores": 2, "ghz": 2.0, "flags": ["avx512f", "amx_bf16", "amx_tile"], "model_name": "x"}
     shape = {"layers": 1, "heads": 1, "head_dim": 1, "matmul_params": 1}
     s = _summary(paths, workers, timings, {paths[0]: 0.0, paths[1]: 2e-6}, [100] * n, naive_n, shape, info, "m", 3)
     rows = {r["name"]: r for r in s["paths"]}
@@ -87,6 +151,22 @@ def test_summary_medians_and_ratios():
     assert s["peak_gflops"] == {"fp32_avx512": 256, "bf16_amx": 4096}
     table = format_table(s)
     assert f"{paths[0]} *" in table and "2.00x" in table and "bf16_amx 4,096" in table
+
+
+def test_json_alone_on_stdout_whatever_the_paths_print(monkeypatch, capfd):
+    """vLLM logs on stdout, in the bench's process and in its worker processes: all of it goes to stderr."""
+
+    def noisy_bench(n, rounds, paths, model, naive_n):
+        print("INFO vllm: engine ready")
+        os.write(1, b"INFO from a C library\n")
+        subprocess.run([sys.executable, "-c", "print('INFO from a worker process')"], check=True)
+        return {"n": n, "rounds": rounds, "paths": [{"name": p} for p in paths]}
+
+    monkeypatch.setattr(bench_router, "run_bench", noisy_bench)
+    assert bench_router.main(["--n", "4", "--rounds", "1", "--paths", FP32_VLLM_PATH, "--format", "json"]) == 0
+    out, err = capfd.readouterr()
+    assert json.loads(out) == {"n": 4, "rounds": 1, "paths": [{"name": FP32_VLLM_PATH}]}
+    assert err.splitlines()[-3:] == ["INFO vllm: engine ready", "INFO from a C library", "INFO from a worker process"]
 
 
 def test_known_paths():

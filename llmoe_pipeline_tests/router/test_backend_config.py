@@ -14,6 +14,7 @@ import types
 import pytest
 from pydantic import ValidationError
 
+from llmoe_pipeline import cpu
 from llmoe_pipeline.router.backends import (
     BACKENDS,
     DEFAULT_DTYPE,
@@ -28,13 +29,35 @@ from llmoe_pipeline.router.backends import (
 )
 from llmoe_pipeline.router.backends.config import cpu_has_native_bf16
 from llmoe_pipeline.router.cache import cache_key
-from llmoe_pipeline.router.model import DEFAULT_MODEL, ResolvedModel, model_id_of, scoring_model_id
+from llmoe_pipeline.router.model import (
+    DEFAULT_MODEL,
+    ResolvedModel,
+    kernel_family_of,
+    model_id_of,
+    scoring_model_id,
+    without_kernel_family,
+)
 
 
 def _opt(argv: list[str], name: str) -> str:
     """The value after option `name` in argv."""
     assert argv.count(name) == 1, argv
     return argv[argv.index(name) + 1]
+
+
+HASWELL = ["avx", "avx2", "fma"]
+SKYLAKE_X = [*HASWELL, "avx512f"]
+ZEN4 = [*SKYLAKE_X, "avx512_bf16"]
+SAPPHIRE_RAPIDS = [*ZEN4, "avx512_fp16", "amx_tile", "amx_bf16"]
+
+
+def with_cpu_flags(monkeypatch, flags: list[str]) -> None:
+    """This machine's CPU, as the kernel-family detection reads it, has exactly `flags`."""
+    monkeypatch.setattr(cpu, "cpu_info", lambda *_: {"flags": sorted(flags)})
+
+
+def spec_id(**settings) -> str:
+    return BackendSpec(RouterBackendConfig(model=DEFAULT_MODEL, **settings)).model_id
 
 
 # ---------------------------------------------------------------------------------------------- the config
@@ -48,8 +71,13 @@ def test_defaults_are_todays_settings(monkeypatch):
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert c.resolved_backend == "transformers"
     assert c.resolved_dtype == ("bfloat16" if cpu_has_native_bf16() else "float32")
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    with_cpu_flags(monkeypatch, SKYLAKE_X)  # AVX-512 without native bfloat16
+    assert c.resolved_dtype == "float32"
+    with_cpu_flags(monkeypatch, ZEN4)  # AVX512-BF16 (AMD Zen 4/5)
+    assert c.resolved_dtype == "bfloat16"
+    with_cpu_flags(monkeypatch, SAPPHIRE_RAPIDS)  # AMX
+    assert c.resolved_dtype == "bfloat16"
+    with_cpu_flags(monkeypatch, HASWELL)
     assert c.resolved_dtype == "float32"
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert (c.resolved_backend, c.resolved_dtype) == ("vllm", "float32")
@@ -159,11 +187,12 @@ def test_make_backend_and_spec_take_only_a_config():
 
 
 # ---------------------------------------------------------------------------------------------- label cache ids
-def test_float32_keeps_the_plain_model_id_and_other_precisions_get_their_own():
-    base = model_id_of(DEFAULT_MODEL)
+def test_float32_keeps_the_plain_model_id_and_other_precisions_get_their_own(monkeypatch):
+    import torch
 
-    def spec_id(**kw):
-        return BackendSpec(RouterBackendConfig(model=DEFAULT_MODEL, **kw)).model_id
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with_cpu_flags(monkeypatch, SAPPHIRE_RAPIDS)
+    base = model_id_of(DEFAULT_MODEL)
 
     # float32 (vLLM or the fixed-shape path: the same p to ~1e-5): the id every existing cache was written with.
     assert spec_id(backend="vllm") == spec_id(backend="vllm", dtype="float32") == base
@@ -176,13 +205,43 @@ def test_float32_keeps_the_plain_model_id_and_other_precisions_get_their_own():
         base,
     }
     assert len(ids) == 5  # never shared: bfloat16 through vLLM depends on the batch, through the recipe it does not
-    assert spec_id(backend="vllm", dtype="bfloat16") == f"{base}+vllm-bfloat16"
-    assert spec_id(backend="transformers", dtype="bfloat16") == f"{base}+transformers-bfloat16-{RECIPE.id}"
+    assert spec_id(backend="vllm", dtype="bfloat16") == f"{base}+vllm-bfloat16+kernels-amx-bf16"
+    assert (
+        spec_id(backend="transformers", dtype="bfloat16")
+        == f"{base}+transformers-bfloat16-{RECIPE.id}+kernels-amx-bf16"
+    )
+    assert (
+        spec_id(backend="transformers", dtype="float16")
+        == f"{base}+transformers-float16-{RECIPE.id}+kernels-avx512-fp16"
+    )
     assert RECIPE.id == "fixed2-p96-t16-b8"
-    assert scoring_model_id("m@x", "openai", "bfloat16") == "m@x"  # the server names what it serves
-    if cpu_has_native_bf16():  # the default on this machine: bfloat16 through the fixed-shape recipe
-        assert spec_id() == f"{base}+transformers-bfloat16-{RECIPE.id}"
+    assert scoring_model_id("m@x", "openai", "bfloat16", kernels="amx-bf16") == "m@x"  # the server names what it serves
+    assert spec_id() == f"{base}+transformers-bfloat16-{RECIPE.id}+kernels-amx-bf16"  # the default on an AMX CPU
     assert cache_key(spec_id(backend="vllm"), "v2", "prompt") == cache_key(base, "v2", "prompt")
+
+
+def test_the_kernel_family_separates_low_precision_ids_and_float32_ids_stay_shared(monkeypatch):
+    import torch
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with_cpu_flags(monkeypatch, SAPPHIRE_RAPIDS)
+    on_amx = {dtype: spec_id(dtype=dtype) for dtype in ("bfloat16", "float32")}
+    with_cpu_flags(monkeypatch, ZEN4)
+    on_avx512_bf16 = {dtype: spec_id(dtype=dtype) for dtype in ("bfloat16", "float32")}
+    # bfloat16 labels of the two CPU kinds differ, so their cache ids do, in the family alone.
+    assert on_amx["bfloat16"] != on_avx512_bf16["bfloat16"]
+    assert without_kernel_family(on_amx["bfloat16"]) == without_kernel_family(on_avx512_bf16["bfloat16"])
+    assert (kernel_family_of(on_amx["bfloat16"]), kernel_family_of(on_avx512_bf16["bfloat16"])) == (
+        "amx-bf16",
+        "avx512-bf16",
+    )
+    assert on_amx["float32"] == on_avx512_bf16["float32"] == model_id_of(DEFAULT_MODEL)
+    assert kernel_family_of(on_amx["float32"]) is None
+    # vLLM on a GPU: the GPU's compute capability; the transformers backend still runs on the CPU.
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda _=0: (9, 0))
+    assert kernel_family_of(spec_id(backend="vllm", dtype="bfloat16")) == "cuda-sm90"
+    assert kernel_family_of(spec_id(backend="transformers", dtype="bfloat16")) == "avx512-bf16"
 
 
 # ---------------------------------------------------------------------------------------------- vllm serve
@@ -248,9 +307,11 @@ def fake_vllm(monkeypatch, tmp_path):
     return _FakeLLM
 
 
-def test_vllm_backend_hands_the_config_to_the_engine(fake_vllm, tmp_path):
+def test_vllm_backend_hands_the_config_to_the_engine(fake_vllm, tmp_path, monkeypatch):
     import torch
 
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with_cpu_flags(monkeypatch, ZEN4)
     config = RouterBackendConfig(
         backend="vllm",
         model="tiny",
@@ -266,15 +327,15 @@ def test_vllm_backend_hands_the_config_to_the_engine(fake_vllm, tmp_path):
     backend = make_backend(config, home=tmp_path)
     ((model, kwargs),) = fake_vllm.calls
     assert model == str(tmp_path / "weights") and backend.label_ids == (11, 22)
-    assert backend.model_id == "tiny@test+vllm-bfloat16"  # not float32: its own labels in the cache
+    # not float32: its own labels in the cache, for this kernel family
+    assert backend.model_id == "tiny@test+vllm-bfloat16+kernels-avx512-bf16"
     assert kwargs["dtype"] == "bfloat16" and kwargs["max_model_len"] == 1024 and kwargs["seed"] == 5
     assert kwargs["enforce_eager"] is False and kwargs["block_size"] == 64
     assert kwargs["enable_prefix_caching"] and kwargs["logprobs_mode"] == "processed_logprobs"
     assert backend._explain_params["max_tokens"] == 17 and backend._explain_params["seed"] == 5
     assert backend._score_params["allowed_token_ids"] == [11, 22] and backend._score_params["seed"] == 5
     assert os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] == "1"  # in_process=False
-    if not torch.cuda.is_available():
-        assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "3"
+    assert os.environ["VLLM_CPU_KVCACHE_SPACE"] == "3"
 
 
 def test_vllm_backend_defaults_keep_todays_engine(fake_vllm, tmp_path, monkeypatch):
@@ -283,6 +344,7 @@ def test_vllm_backend_defaults_keep_todays_engine(fake_vllm, tmp_path, monkeypat
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     VLLMBackend(RouterBackendConfig(model="tiny"), tmp_path)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda _=0: (9, 0))
     VLLMBackend(RouterBackendConfig(model="tiny"), tmp_path, engine_kwargs={"gpu_memory_utilization": 0.5})
     (_, cpu), (_, gpu) = fake_vllm.calls
     assert cpu["dtype"] == "float32" and cpu["max_model_len"] == 4096 and cpu["seed"] == 0

@@ -12,7 +12,12 @@ from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
 from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, apply_threshold, fit_threshold, regime_counts, too_few_windows
 from llmoe_pipeline.router.backends.openai import ServerUnavailableError
-from llmoe_pipeline.router.labels import label_windows
+from llmoe_pipeline.router.labels import (
+    kernel_family_warning,
+    label_windows,
+    other_kernel_families,
+    shown_kernel_family,
+)
 from llmoe_pipeline.router.prompt import configured_prompts, prompt_version
 from llmoe_pipeline.routing import RULE_SCORES, RouterVariant, random_scores
 
@@ -39,6 +44,28 @@ def _regime_checks(labels: pd.DataFrame) -> list[dg.AssetCheckResult]:
     ]
 
 
+def _kernel_family_check_spec(asset: str) -> dg.AssetCheckSpec:
+    return dg.AssetCheckSpec(
+        "one_kernel_family",
+        asset=asset,
+        description="WARN when the label cache also holds labels of these windows computed by another kernel family "
+        "(another CPU or GPU kind): never mixed in, but that machine's results differ",
+    )
+
+
+def _kernel_family_check(model_id: str, others: dict[str, int], prompts: int) -> dg.AssetCheckResult:
+    return dg.AssetCheckResult(
+        check_name="one_kernel_family",
+        passed=not others,
+        severity=dg.AssetCheckSeverity.WARN,
+        description=kernel_family_warning(model_id, others, prompts) or None,
+        metadata={
+            "kernel_family": shown_kernel_family(model_id),
+            "other_kernel_families": dg.MetadataValue.json(others),
+        },
+    )
+
+
 def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str | None = "llm"):
     name, parts = variant.routing_asset, variant.prompt_parts or ()
     version = prompt_version(parts)
@@ -52,7 +79,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
         pool=pool,  # "llm": one language model in memory at a time (dagster.yaml: pool limit 1)
         retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_S, backoff=dg.Backoff.EXPONENTIAL),
         code_version=version,
-        check_specs=[_trainable_check(name)],
+        check_specs=[_trainable_check(name), _kernel_family_check_spec(name)],
         description=f"Router variant `{variant.name}`: {variant.description}. p_optimistic per window, with "
         "an explanation, model id and prompt hash; cached by content (only windows whose model, "
         "prompt version and prompt text are new reach the model); the threshold is fitted on the "
@@ -87,20 +114,25 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
                 progress=progress,
                 prompt_version=version,
             )
+            model_id = str(labels["model_id"].iloc[0])
+            others = other_kernel_families(cache, prompts, model_id, version)
+        if others:
+            context.log.warning(kernel_family_warning(model_id, others, len(prompts)))
         threshold = fit_threshold(labels, cfg.router.threshold_quantile)
         labels = apply_threshold(labels, threshold)
         n_new = int((~labels["from_cache"]).sum())
         sample = labels[labels["explanation"].fillna("") != ""].tail(5)
         yield from checks_then_output(
             labels,
-            _regime_checks(labels),
+            [*_regime_checks(labels), _kernel_family_check(model_id, others, len(prompts))],
             metadata={
                 "rows": len(labels),
                 "labelled_now": n_new,
                 "from_cache": len(labels) - n_new,
                 "seconds": round(time.time() - started, 1),
                 "threshold": float(threshold),
-                "model_id": str(labels["model_id"].iloc[0]),
+                "model_id": model_id,
+                "kernel_family": shown_kernel_family(model_id),
                 "prompt_version": version,
                 "label_balance": dg.MetadataValue.json(regime_counts(labels)),
                 "p_optimistic_mean": float(labels["p_optimistic"].mean()),

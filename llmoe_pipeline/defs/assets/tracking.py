@@ -15,14 +15,17 @@ from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import MLflowResource, ModelStoreResource, ProtocolResource
 from llmoe_pipeline.features import window_columns
 from llmoe_pipeline.hashing import sha256_text
+from llmoe_pipeline.router.labels import shown_kernel_family
 from llmoe_pipeline.routing import RouterVariant
 from llmoe_pipeline.tracking.provenance import data_files_hash
 from llmoe_pipeline.tracking.records import log_records, model_records
 
 
 def router_tags(labels: pd.DataFrame, threshold: float) -> dict[str, str]:
+    model_id = str(labels["model_id"].iloc[0])
     return {
-        "router.model_id": str(labels["model_id"].iloc[0]),
+        "router.model_id": model_id,
+        "router.kernel_family": shown_kernel_family(model_id),
         "router.prompt_version": str(labels["prompt_version"].iloc[0]),
         "router.prompts_sha256": sha256_text("".join(labels["prompt_sha256"]))[:16],
         "router.threshold": f"{threshold:.6f}",

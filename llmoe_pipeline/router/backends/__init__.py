@@ -2,7 +2,7 @@
 
 One interface (`base.RouterBackend`), three implementations, all built from one `RouterBackendConfig`:
 - `transformers` (default without a GPU): the model in this process, scored with fixed shapes so that a
-  window's p does not depend on its batch (fixed_shape.py), bfloat16 on a CPU with AMX (llama_torch.py);
+  window's p does not depend on its batch (fixed_shape.py), bfloat16 on a CPU with AMX or AVX512-BF16;
 - `vllm` (default with a GPU): offline `vllm.LLM`, one `generate` call per batch for scores and explanations;
 - `openai`: any OpenAI-compatible server (`vllm serve`, see `vllm_serve_command`) by base URL.
 

@@ -13,6 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from llmoe_pipeline.cpu import NATIVE_BF16, this_machine_kernel_family
 from llmoe_pipeline.router.model import DEFAULT_MODEL, scoring_model_id
 
 # Precision and path (measured on SmolLM2, 2-core AVX-512 + AMX CPU; README "Performance"):
@@ -23,7 +24,8 @@ from llmoe_pipeline.router.model import DEFAULT_MODEL, scoring_model_id
 #   window's p independent of its batch; through vLLM, bfloat16 p moved by up to 0.04 with the batch's
 #   composition, float32 by < 1e-5.
 # - the label cache keeps precisions and paths apart (model.scoring_model_id): float32 labels keep the plain model
-#   id (existing caches stay valid), any other precision is cached under the id plus backend, dtype and recipe.
+#   id (existing caches stay valid), any other precision is cached under the id plus backend, dtype, recipe and the
+#   kernel family (llmoe_pipeline/cpu.py: AMX and AVX512-BF16 round bfloat16 differently, so their labels differ).
 
 
 @dataclass(frozen=True)
@@ -141,11 +143,23 @@ def cpu_has_native_bf16() -> bool:
 
     if torch.cuda.is_available():
         return False
-    return bool(torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported())
+    return this_machine_kernel_family("bfloat16") in NATIVE_BF16
 
 
-def label_model_id(config: RouterBackendConfig, model_id: str) -> str:
-    """The label cache's id for `model_id` run as `config` says (model.scoring_model_id)."""
+def config_kernel_family(config: RouterBackendConfig) -> str | None:
+    """The kernel family (cpu.py) that runs `config` here: the GPU's for vllm with CUDA, else the CPU's; None for
+    openai (the server's machine computes)."""
     backend = config.resolved_backend
-    recipe = RECIPE.id if backend == "transformers" else ""
-    return scoring_model_id(model_id, backend, config.resolved_dtype, recipe)
+    if backend == "openai":
+        return None
+    import torch
+
+    return this_machine_kernel_family(config.resolved_dtype, on_gpu=backend == "vllm" and torch.cuda.is_available())
+
+
+def label_model_id(config: RouterBackendConfig, model_id: str, recipe_id: str = RECIPE.id) -> str:
+    """The label cache's id for `model_id` run as `config` says (model.scoring_model_id); `recipe_id`: the
+    transformers backend's fixed shapes (another recipe, or eager, is another id)."""
+    backend = config.resolved_backend
+    recipe = recipe_id if backend == "transformers" else ""
+    return scoring_model_id(model_id, backend, config.resolved_dtype, recipe, config_kernel_family(config))

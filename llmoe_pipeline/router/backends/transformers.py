@@ -1,5 +1,5 @@
 """The `transformers` backend: the model in this process (PyTorch), scored with fixed shapes so that a window's
-p_optimistic does not depend on the rest of its batch (fixed_shape.py), in bfloat16 on a CPU with AMX.
+p_optimistic does not depend on the rest of its batch (fixed_shape.py), in bfloat16 on a CPU with AMX or AVX512-BF16.
 
 Llama-family models (SmolLM2, Llama 3.x) run a compact compiled forward (llama_torch.py); other architectures run
 the transformers module with the same buckets and micro-batches (no prefix split; explanations by `generate`).
@@ -53,7 +53,7 @@ class TransformersBackend(RouterBackend):
     From `config`: model, dtype ("auto": bfloat16 on a CPU with native bfloat16 matrix multiplies, else float32),
     seed, explanation_max_tokens, forward_batch_size (generate batch, non-Llama models only). The Llama forward
     is compiled except in float32; `compile=False` (benchmarks) runs it eagerly: other low-precision numbers, so
-    another model id. `recipe` (tests, benchmarks): other fixed shapes, another model id.
+    another model id. `recipe` (tests, benchmarks): other fixed shapes, another model id in low precision.
     """
 
     def __init__(
@@ -78,11 +78,9 @@ class TransformersBackend(RouterBackend):
         # Compiled in low precision, where fusing the element-wise work pays (measured: 1.6x); float32 is bound
         # by its matrix multiplies and runs eagerly (no compilation to wait for; numbers within 1e-6).
         compile = self.dtype != "float32" if compile is None else compile
-        self.model_id = label_model_id(config, resolved.model_id)
-        if not compile and self.dtype != "float32":
-            self.model_id += "-eager"
-        if recipe != RECIPE:
-            self.model_id += f"+{recipe.id}"
+        # Eager low precision rounds otherwise than compiled: another recipe id, so another cache id.
+        eager = not compile and self.dtype != "float32"
+        self.model_id = label_model_id(config, resolved.model_id, recipe.id + ("-eager" if eager else ""))
         self.explanation_max_tokens = config.explanation_max_tokens
         torch.manual_seed(config.seed)
         self._torch = torch

@@ -1,0 +1,145 @@
+"""Labels of two kernel families in one cache (a shared PostgreSQL cache, a copied home): never mixed, one WARN.
+
+A machine of another family relabels (its family is in the cache key) and is told which families the cache also
+holds labels of for its prompts. The same for the SQLite cache and for the PostgreSQL cache (a bare server
+started here; skipped where PostgreSQL is not installed). The model is a deterministic fake: what is tested is the
+cache's bookkeeping, not the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from llmoe_pipeline.router.backends import RouterBackend
+from llmoe_pipeline.router.cache import LabelCache
+from llmoe_pipeline.router.labels import (
+    UNRECORDED_FAMILY,
+    kernel_family_warning,
+    label_windows,
+    other_kernel_families,
+)
+from llmoe_pipeline.router.model import scoring_model_id
+from llmoe_pipeline.router.prompt import PROMPT_VERSION, sha256_text
+
+BASE = "smollm2@gguf-abc"
+AMX_ID = scoring_model_id(BASE, "transformers", "bfloat16", "fixed2", kernels="amx-bf16")
+ZEN_ID = scoring_model_id(BASE, "transformers", "bfloat16", "fixed2", kernels="avx512-bf16")
+BEFORE_FAMILIES_ID = scoring_model_id(BASE, "transformers", "bfloat16", "fixed2")  # cached before this change
+
+
+class FamilyBackend(RouterBackend):
+    """A fake model whose p depends on its kernel family, as bfloat16's rounding does; counts what it scores."""
+
+    def __init__(self, model_id: str, offset: float):
+        self.model_id, self.offset, self.scored = model_id, offset, 0
+
+    def __call__(self) -> FamilyBackend:
+        return self
+
+    def score_and_explain(self, prompts, explain_mask=None):
+        self.scored += len(prompts)
+        return np.array([0.25 + self.offset + len(q) % 7 / 100 for q in prompts]), [None] * len(prompts)
+
+
+def prompts(n: int) -> pd.DataFrame:
+    texts = [f"window {i}: headlines and returns" for i in range(n)]
+    return pd.DataFrame(
+        {
+            "ticker": "AAPL",
+            "date": pd.date_range("2020-01-01", periods=n),
+            "split": "train",
+            "prompt": texts,
+            "prompt_sha256": [sha256_text(t) for t in texts],
+        }
+    )
+
+
+# ---------------------------------------------------------------------------------------------- PostgreSQL
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def postgres_url():
+    """A bare PostgreSQL server for this module (trust authentication on 127.0.0.1), as the postgres user when
+    run as root (PostgreSQL refuses root)."""
+    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
+        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
+    as_user: list[str] = []
+    data = Path(tempfile.mkdtemp(prefix="llmoe-pg-")) / "data"
+    if os.geteuid() == 0:
+        as_user = ["runuser", "-u", "postgres", "--"]
+        os.chmod(data.parent, 0o755)
+        data.mkdir(mode=0o700)
+        os.chown(data, pwd.getpwnam("postgres").pw_uid, -1)
+    port = _free_port()
+    run = lambda *argv: subprocess.run([*as_user, *argv], check=True, capture_output=True, timeout=120)  # noqa: E731
+    run("initdb", "-D", str(data), "-A", "trust", "-U", "llmoe", "--no-sync")
+    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
+    run("pg_ctl", "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w", "start")
+    try:
+        yield f"postgresql://llmoe@127.0.0.1:{port}/postgres"
+    finally:
+        run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
+        shutil.rmtree(data.parent, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cache(request, tmp_path):
+    if request.param == "sqlite":
+        with LabelCache(tmp_path / "cache.sqlite") as c:
+            yield c
+        return
+    from llmoe_pipeline.router.pg_cache import PostgresLabelCache
+
+    with PostgresLabelCache(request.getfixturevalue("postgres_url")) as c:
+        yield c
+        with c._transaction() as cur:  # the server lives for the module: each test starts from an empty cache
+            cur.execute("DROP TABLE router_labels")
+
+
+# ---------------------------------------------------------------------------------------------- the tests
+def test_another_family_relabels_and_is_named_never_mixed(cache):
+    windows = prompts(6)
+    intel, amd = FamilyBackend(AMX_ID, 0.0), FamilyBackend(ZEN_ID, 0.03)
+    on_intel = label_windows(windows, intel, cache, batch_size=4)
+    assert other_kernel_families(cache, windows, AMX_ID) == {}
+
+    on_amd = label_windows(windows, amd, cache, batch_size=4)
+    assert amd.scored == 6 and not on_amd["from_cache"].any()  # none of the AMX labels was reused
+    np.testing.assert_allclose(on_amd["p_optimistic"] - on_intel["p_optimistic"], 0.03)
+    assert (on_amd["model_id"] == ZEN_ID).all() and (on_intel["model_id"] == AMX_ID).all()
+    assert other_kernel_families(cache, windows, ZEN_ID) == {"amx-bf16": 6}
+    assert other_kernel_families(cache, windows.head(2), AMX_ID) == {"avx512-bf16": 2}
+
+    again = label_windows(windows, FamilyBackend(AMX_ID, 0.5), cache)  # each family reads its own labels back
+    assert again["from_cache"].all() and np.array_equal(again["p_optimistic"], on_intel["p_optimistic"])
+
+
+def test_labels_cached_before_families_count_as_unrecorded_and_other_prompts_do_not_count(cache):
+    windows = prompts(5)
+    label_windows(windows.head(3), FamilyBackend(BEFORE_FAMILIES_ID, 0.0), cache)
+    label_windows(windows.tail(1), FamilyBackend(scoring_model_id("other@1", "transformers", "bfloat16"), 0.0), cache)
+    label_windows(prompts(9).tail(5), FamilyBackend(AMX_ID, 0.0), cache)  # windows 4..8: one of ours
+    assert other_kernel_families(cache, windows, ZEN_ID) == {UNRECORDED_FAMILY: 3, "amx-bf16": 1}
+    assert other_kernel_families(cache, windows, ZEN_ID, prompt_version=PROMPT_VERSION + "-next") == {}
+    assert other_kernel_families(cache, windows, BASE) == {}  # float32: one id for every family
+
+
+def test_the_warning_names_both_families():
+    line = kernel_family_warning(ZEN_ID, {"amx-bf16": 6, UNRECORDED_FAMILY: 2}, 8)
+    assert line.startswith("8 windows labelled with kernel family avx512-bf16;")
+    assert "labels of amx-bf16 for 6 of them, unrecorded for 2 of them" in line
+    assert kernel_family_warning(ZEN_ID, {}, 8) == ""
