@@ -1,0 +1,233 @@
+"""The fetch: for each ticker, the sessions due since the last stored day, from the configured providers, written
+as new dated files in the updates folder. Pure (no Dagster): `llmoe fetch` and the `fetched_data` asset call it.
+
+Prices: the providers are tried in order, each for the sessions the ones before it did not deliver; only an
+unbroken run of sessions is written (a gap would be skipped for good, since the next fetch starts after the last
+stored day). A session still missing is reported with every provider's reason. Before anything is written, the
+provider's adjusted closes of the last stored sessions are compared with the stored ones: a difference is a split
+or dividend applied since, reported with its dates; nothing is written unless `rebase`, which writes the provider's
+whole history of the ticker as a new file set under `rebased/<stamp>/`.
+
+Headlines: every provider is asked for the calendar days after its own coverage, up to the latest due session, and
+its coverage moves on only when it answered; a provider that is down is retried from the same day next time.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from llmoe_pipeline.config import DataConfig
+from llmoe_pipeline.connectors.calendar import due_sessions
+from llmoe_pipeline.connectors.config import FetchConfig
+from llmoe_pipeline.connectors.protocol import HeadlineProvider, PriceProvider, ProviderError
+from llmoe_pipeline.connectors.store import (
+    dated_name,
+    headline_coverage,
+    record_headline_coverage,
+    stored_prices,
+    write_new_file,
+)
+from llmoe_pipeline.data import DataValidationError, load_headlines, load_prices
+from llmoe_pipeline.io import file_lock
+
+LOOKBACK_DAYS = 14  # the latest due session is within two weeks of any day (the longest NYSE closure was 4 days)
+
+
+@dataclass(frozen=True)
+class MissingSession:
+    ticker: str
+    session: dt.date
+    reasons: tuple[str, ...]
+
+    def __str__(self) -> str:
+        why = "; ".join(self.reasons) or "no price provider configured"
+        return f"{self.ticker} session {self.session}: no provider has it ({why})"
+
+
+@dataclass(frozen=True)
+class Revision:
+    ticker: str
+    provider: str
+    dates: tuple[dt.date, ...]
+
+    def __str__(self) -> str:
+        days = ", ".join(d.isoformat() for d in self.dates)
+        return (
+            f"{self.ticker}: {self.provider}'s adjusted close differs from the stored one on {days} (a split or "
+            "dividend since): nothing written; `llmoe fetch --rebase` writes a new file set"
+        )
+
+
+@dataclass
+class FetchReport:
+    written: list[Path] = field(default_factory=list)
+    missing: list[MissingSession] = field(default_factory=list)
+    revisions: list[Revision] = field(default_factory=list)
+    failures: list[str] = field(default_factory=list)  # a headline provider down, a ticker that cannot be fetched
+    notes: list[str] = field(default_factory=list)  # a price provider down whose sessions another one delivered
+
+    @property
+    def ok(self) -> bool:
+        return not (self.missing or self.revisions or self.failures)
+
+    def lines(self) -> list[str]:
+        return (
+            [f"wrote {p}" for p in self.written]
+            + [f"note: {n}" for n in self.notes]
+            + [f"missing: {m}" for m in self.missing]
+            + [f"revised: {r}" for r in self.revisions]
+            + [f"failed: {f}" for f in self.failures]
+        )
+
+
+def fetch(
+    data: DataConfig,
+    config: FetchConfig,
+    tickers: Sequence[str],
+    price_providers: Sequence[PriceProvider],
+    headline_providers: Sequence[HeadlineProvider],
+    *,
+    now: dt.datetime | None = None,
+    since: dt.date | None = None,
+    rebase: bool = False,
+) -> FetchReport:
+    """Fetch what is due for `tickers` at `now` (aware; default: the current time) into `data.updates_dir`."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    ready_after = dt.timedelta(minutes=config.ready_after_minutes)
+    updates = Path(data.updates_dir)
+    stored = stored_prices(data, list(tickers))
+    recent = due_sessions(config.calendar, now.date() - dt.timedelta(days=LOOKBACK_DAYS), now, ready_after)
+    report = FetchReport()
+    for ticker in tickers:
+        mine = stored[stored["ticker"] == ticker].sort_values("date")
+        last = mine["date"].max() if len(mine) else None
+        if last is None and since is None:
+            report.failures.append(f"{ticker}: no stored prices yet; pass --since DATE for its first fetch")
+            continue
+        first = max(d for d in (last and last + dt.timedelta(days=1), since) if d is not None)
+        with file_lock(updates / ".locks" / f"{ticker}.lock"):  # a CLI fetch and a scheduled one at once
+            due = due_sessions(config.calendar, first, now, ready_after)
+            job = _TickerFetch(data, config, ticker, mine, report, now)
+            if due:
+                job.prices(price_providers, due, rebase)
+            if recent:
+                job.headlines(headline_providers, since or first, recent[-1])
+    return report
+
+
+@dataclass
+class _TickerFetch:
+    data: DataConfig
+    config: FetchConfig
+    ticker: str
+    stored: pd.DataFrame  # this ticker's stored bars, oldest first
+    report: FetchReport
+    now: dt.datetime
+
+    @property
+    def updates(self) -> Path:
+        return Path(self.data.updates_dir)
+
+    def prices(self, providers: Sequence[PriceProvider], due: list[dt.date], rebase: bool) -> None:
+        overlap = self.stored.tail(self.config.overlap_sessions)
+        remaining, reasons, compared = list(due), [], overlap.empty
+        for provider in providers:
+            if not remaining:
+                break
+            start = remaining[0] if compared else overlap["date"].iloc[0]
+            try:
+                bars = provider.daily_bars(self.ticker, start, remaining[-1])
+            except ProviderError as exc:
+                reasons.append(str(exc))
+                continue
+            if not compared:
+                compared = True
+                revised = self._revised(overlap, bars)
+                if revised:
+                    if rebase:
+                        self._rebase(provider, due)
+                    else:
+                        self.report.revisions.append(Revision(self.ticker, provider.name, revised))
+                    return
+            delivered = set(bars["date"])
+            run = []
+            for session in remaining:  # only an unbroken run from the first missing session
+                if session not in delivered:
+                    break
+                run.append(session)
+            if run:
+                rows = bars[bars["date"].isin(run)]
+                if not self._write("prices", rows, run[0], run[-1], provider.name, reasons):
+                    continue
+                remaining = remaining[len(run) :]
+                if reasons:
+                    self.report.notes.append(f"{self.ticker}: {provider.name} delivered after {'; '.join(reasons)}")
+            if remaining:
+                reasons.append(f"{provider.name}: no bar for {self.ticker} on {remaining[0]}")
+        self.report.missing += [MissingSession(self.ticker, s, tuple(reasons)) for s in remaining]
+
+    def _revised(self, overlap: pd.DataFrame, bars: pd.DataFrame) -> tuple[dt.date, ...]:
+        both = overlap[["date", "adj_close"]].merge(bars[["date", "adj_close"]], on="date", suffixes=("_stored", ""))
+        change = (both["adj_close"] / both["adj_close_stored"] - 1).abs()
+        return tuple(both.loc[change > self.config.adjusted_tolerance, "date"])
+
+    def _rebase(self, provider: PriceProvider, due: list[dt.date]) -> None:
+        """The provider's whole history of the ticker, as a new file set beside (not over) the stored files."""
+        first, last = self.stored["date"].iloc[0], due[-1]
+        try:
+            bars = provider.daily_bars(self.ticker, first, last)
+        except ProviderError as exc:
+            self.report.failures.append(f"{self.ticker}: rebase: {exc}")
+            return
+        folder = self.updates / "rebased" / self.now.strftime("%Y%m%dT%H%M%S")
+        if self._write("prices", bars, first, last, provider.name, self.report.failures, folder):
+            self.report.notes.append(
+                f"{self.ticker}: rebased history in {folder}: make it the ticker's price files (data.price_files) "
+                "in place of the stored ones"
+            )
+
+    def headlines(self, providers: Sequence[HeadlineProvider], first: dt.date, last: dt.date) -> None:
+        for provider in providers:
+            covered = headline_coverage(self.updates, provider.name, self.ticker)
+            start = covered + dt.timedelta(days=1) if covered else first
+            if start > last:
+                continue
+            try:
+                rows = provider.headlines(self.ticker, start, last)
+            except ProviderError as exc:
+                self.report.failures.append(f"{self.ticker} headlines {start}..{last}: {exc}")
+                continue
+            if rows.empty or self._write("headlines", rows, start, last, provider.name, self.report.failures):
+                record_headline_coverage(self.updates, provider.name, self.ticker, last)
+
+    def _write(
+        self,
+        kind: str,
+        rows: pd.DataFrame,
+        first: dt.date,
+        last: dt.date,
+        provider: str,
+        problems: list[str],
+        folder: Path | None = None,
+    ) -> bool:
+        """Write a new file, checked by the loader before it is renamed into place; False (and the reason in
+        `problems`) when the loader refuses the rows."""
+        load = load_prices if kind == "prices" else load_headlines
+        try:
+            path = write_new_file(
+                rows,
+                folder or self.updates,
+                dated_name(kind, self.ticker, first, last, provider),
+                check=lambda tmp: load(tmp, exchange_timezone=self.data.exchange_timezone),
+            )
+        except DataValidationError as exc:
+            problems.append(f"{provider}: {kind} of {self.ticker} fail the loader's checks: {exc}")
+            return False
+        if path is not None:
+            self.report.written.append(path)
+        return True
