@@ -8,8 +8,9 @@ provider's adjusted closes of the last stored sessions are compared with the sto
 or dividend applied since, reported with its dates; nothing is written unless `rebase`, which writes the provider's
 whole history of the ticker as a new file set under `rebased/<stamp>/`.
 
-Headlines: every provider is asked for the calendar days after its own coverage, up to the latest due session, and
-its coverage moves on only when it answered; a provider that is down is retried from the same day next time.
+Headlines: every provider is asked for the calendar days after its own coverage (at first: after the last stored
+headline), up to the latest due session; its coverage moves on only when it answered, so a provider that is down is
+asked from the same day the next time.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from llmoe_pipeline.connectors.protocol import HeadlineProvider, PriceProvider, 
 from llmoe_pipeline.connectors.store import (
     dated_name,
     headline_coverage,
+    last_headline_days,
     record_headline_coverage,
     stored_prices,
     write_new_file,
@@ -85,6 +87,10 @@ class FetchReport:
         )
 
 
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.timezone.utc)
+
+
 def fetch(
     data: DataConfig,
     config: FetchConfig,
@@ -97,10 +103,11 @@ def fetch(
     rebase: bool = False,
 ) -> FetchReport:
     """Fetch what is due for `tickers` at `now` (aware; default: the current time) into `data.updates_dir`."""
-    now = now or dt.datetime.now(dt.timezone.utc)
+    now = now or utc_now()
     ready_after = dt.timedelta(minutes=config.ready_after_minutes)
     updates = Path(data.updates_dir)
     stored = stored_prices(data, list(tickers))
+    last_news = last_headline_days(data, list(tickers))  # before anything is written tonight
     recent = due_sessions(config.calendar, now.date() - dt.timedelta(days=LOOKBACK_DAYS), now, ready_after)
     report = FetchReport()
     for ticker in tickers:
@@ -109,14 +116,15 @@ def fetch(
         if last is None and since is None:
             report.failures.append(f"{ticker}: no stored prices yet; pass --since DATE for its first fetch")
             continue
-        first = max(d for d in (last and last + dt.timedelta(days=1), since) if d is not None)
+        first = max(d for d in (last + dt.timedelta(days=1) if last else None, since) if d is not None)
         with file_lock(updates / ".locks" / f"{ticker}.lock"):  # a CLI fetch and a scheduled one at once
             due = due_sessions(config.calendar, first, now, ready_after)
             job = _TickerFetch(data, config, ticker, mine, report, now)
             if due:
                 job.prices(price_providers, due, rebase)
             if recent:
-                job.headlines(headline_providers, since or first, recent[-1])
+                news_from = since or (last_news[ticker] + dt.timedelta(days=1) if ticker in last_news else first)
+                job.headlines(headline_providers, news_from, recent[-1])
     return report
 
 

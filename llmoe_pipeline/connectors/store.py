@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from llmoe_pipeline.config import DataConfig
-from llmoe_pipeline.data import load_prices
+from llmoe_pipeline.data import load_headlines, load_prices
 from llmoe_pipeline.io import atomic_path, write_text_atomic
 
 COVERAGE_DIR = ".coverage"
@@ -31,6 +31,15 @@ def stored_prices(data: DataConfig, tickers: list[str]) -> pd.DataFrame:
     prices = prices[prices["ticker"].isin(tickers)].copy()
     prices["date"] = prices["date"].dt.date
     return prices
+
+
+def last_headline_days(data: DataConfig, tickers: list[str]) -> dict[str, dt.date]:
+    """Each ticker's last stored headline day (data folder and updates folder), for tickers with any."""
+    paths = data.paths(data.headline_files)
+    if not paths:
+        return {}
+    news = load_headlines(paths, tickers=tickers, exchange_timezone=data.exchange_timezone)
+    return {str(t): d.date() for t, d in news.groupby("ticker", observed=True)["date"].max().items()}
 
 
 def dated_name(kind: str, ticker: str, first: dt.date, last: dt.date, provider: str) -> str:

@@ -1,8 +1,10 @@
-"""A local HTTP server on 127.0.0.1 (http.server in a thread) that answers like a provider, and cassettes: recorded-
-style interactions in each API's documented schema, keys scrubbed, replayed by matching path and query."""
+"""A local HTTP server on 127.0.0.1 (http.server in a thread) that answers like a provider; cassettes: recorded-
+style interactions in each API's documented schema, keys scrubbed, replayed by matching path and query; and a
+synthetic market on the real exchange calendar for the fetch over several nights."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import threading
 from collections.abc import Callable, Iterator
@@ -12,6 +14,12 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+
+import numpy as np
+import pandas as pd
+
+from llmoe_pipeline.connectors.calendar import sessions_between
+from llmoe_pipeline.data import HEADLINE_COLUMNS, PRICE_COLUMNS
 
 CASSETTES = Path(__file__).parent / "cassettes"
 SCRUBBED = {"api-key", "token"}  # query parameters that carry a key: never recorded, never matched
@@ -90,3 +98,56 @@ def replay(*names: str) -> Respond:
 
 def served_bodies(name: str, path: str) -> list[Any]:
     return [i["response"]["body"] for i in cassette(name) if i["request"]["path"] == path]
+
+
+@dataclass
+class Market:
+    """A synthetic market on the exchange's real calendar: every ticker's bars for `sessions` and a headline or two
+    every calendar day (weekends and holidays included), for the fakes and the local server to serve."""
+
+    tickers: list[str]
+    sessions: list[dt.date]
+    bars: pd.DataFrame  # PRICE_COLUMNS, date as datetime.date
+    news: pd.DataFrame  # HEADLINE_COLUMNS
+
+    @classmethod
+    def between(cls, first: dt.date, last: dt.date, tickers: tuple[str, ...] = ("AAPL", "MSFT")) -> Market:
+        sessions = sessions_between("XNYS", first, last)
+        rng = np.random.default_rng(7)
+        rows = []
+        for t_index, ticker in enumerate(tickers):
+            close = 100.0 + 50 * t_index
+            for day in sessions:
+                open_ = round(close * (1 + rng.normal(0, 0.005)), 2)
+                close = round(close * (1 + rng.normal(0, 0.01)), 2)
+                high, low = round(max(open_, close) * 1.004, 2), round(min(open_, close) * 0.996, 2)
+                volume = int(rng.integers(1_000_000, 9_000_000))
+                rows.append([day, ticker, open_, high, low, close, round(close * 0.98, 4), volume])
+        days = [first + dt.timedelta(days=i) for i in range((last - first).days + 1)]
+        news = [
+            [day, ticker, f"{ticker} headline {n} of {day.isoformat()}", "fake"]
+            for ticker in tickers
+            for day in days
+            for n in range(1 + day.day % 2)
+        ]
+        return cls(
+            list(tickers),
+            sessions,
+            pd.DataFrame(rows, columns=PRICE_COLUMNS),
+            pd.DataFrame(news, columns=HEADLINE_COLUMNS),
+        )
+
+    def prices(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        rows = self.bars[(self.bars["ticker"] == ticker) & (self.bars["date"] >= start) & (self.bars["date"] <= end)]
+        return rows.reset_index(drop=True)
+
+    def headlines(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
+        rows = self.news[(self.news["ticker"] == ticker) & (self.news["date"] >= start) & (self.news["date"] <= end)]
+        return rows.reset_index(drop=True)
+
+    def write_history(self, folder: Path, through: dt.date) -> Path:
+        """prices.csv and headlines.csv with everything up to `through`: the stored data before the first night."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self.bars[self.bars["date"] <= through].to_csv(folder / "prices.csv", index=False)
+        self.news[self.news["date"] <= through].to_csv(folder / "headlines.csv", index=False)
+        return folder
