@@ -154,10 +154,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     report = fetch(data, settings.fetch, list(settings.tickers), prices, headlines, since=since, rebase=args.rebase)
     print("\n".join(report.lines()) or "nothing new: every due session and headline day is stored")
     if not report.ok:
-        raise CliError(
-            f"{len(report.missing)} missing session(s), {len(report.revisions)} revised history(ies), "
-            f"{len(report.failures)} failure(s): see the lines above"
-        )
+        more = len(report.problems) - 1
+        raise CliError(report.problems[0] + (f" (and {more} more problem(s) above)" if more else ""))
     return 0
 
 

@@ -74,17 +74,16 @@ class FetchReport:
     notes: list[str] = field(default_factory=list)  # a price provider down whose sessions another one delivered
 
     @property
+    def problems(self) -> list[str]:
+        """What makes the fetch fail, each naming ticker, session or days, and provider."""
+        return [str(p) for p in (*self.missing, *self.revisions)] + self.failures
+
+    @property
     def ok(self) -> bool:
-        return not (self.missing or self.revisions or self.failures)
+        return not self.problems
 
     def lines(self) -> list[str]:
-        return (
-            [f"wrote {p}" for p in self.written]
-            + [f"note: {n}" for n in self.notes]
-            + [f"missing: {m}" for m in self.missing]
-            + [f"revised: {r}" for r in self.revisions]
-            + [f"failed: {f}" for f in self.failures]
-        )
+        return [f"wrote {p}" for p in self.written] + [f"note: {n}" for n in self.notes] + self.problems
 
 
 def utc_now() -> dt.datetime:

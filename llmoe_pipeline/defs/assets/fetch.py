@@ -6,8 +6,6 @@ Its checks do not block: a due session no provider has is a failed ERROR check n
 providers, and the refresh still runs on what did arrive (the next night fills the gap).
 """
 
-from __future__ import annotations
-
 import dagster as dg
 
 from llmoe_pipeline.connectors.config import FetchConfig
