@@ -221,3 +221,8 @@ def test_headline_provider_down_keeps_its_coverage_for_the_next_night(data):
 def test_a_new_ticker_needs_since(data):
     report = fetch(data, CONFIG, ["NVDA"], [Prices()], [], now=night(dt.date(2024, 3, 26)))
     assert report.failures == ["NVDA: no stored prices yet; pass --since DATE for its first fetch"]
+
+
+def test_a_new_ticker_from_since(data):
+    report = fetch(data, CONFIG, ["AAPL"], [Prices()], [], now=night(dt.date(2024, 3, 26)), since=dt.date(2024, 3, 25))
+    assert report.ok and [p.name for p in report.written] == ["prices_AAPL_2024-03-25_2024-03-25_yfinance.csv"]
