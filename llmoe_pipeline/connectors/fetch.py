@@ -103,10 +103,25 @@ def fetch(
 ) -> FetchReport:
     """Fetch what is due for `tickers` at `now` (aware; default: the current time) into `data.updates_dir`."""
     now = now or utc_now()
+    # One fetch at a time per updates folder (a CLI fetch beside the scheduled ones, the nightly runs of several
+    # tickers): each reads what is stored only once the one before it has written.
+    with file_lock(Path(data.updates_dir) / ".locks" / "fetch.lock"):
+        return _fetch_locked(data, config, list(tickers), price_providers, headline_providers, now, since, rebase)
+
+
+def _fetch_locked(
+    data: DataConfig,
+    config: FetchConfig,
+    tickers: list[str],
+    price_providers: Sequence[PriceProvider],
+    headline_providers: Sequence[HeadlineProvider],
+    now: dt.datetime,
+    since: dt.date | None,
+    rebase: bool,
+) -> FetchReport:
     ready_after = dt.timedelta(minutes=config.ready_after_minutes)
-    updates = Path(data.updates_dir)
-    stored = stored_prices(data, list(tickers))
-    last_news = last_headline_days(data, list(tickers))  # before anything is written tonight
+    stored = stored_prices(data, tickers)
+    last_news = last_headline_days(data, tickers)  # before anything is written tonight
     recent = due_sessions(config.calendar, now.date() - dt.timedelta(days=LOOKBACK_DAYS), now, ready_after)
     report = FetchReport()
     for ticker in tickers:
@@ -116,14 +131,13 @@ def fetch(
             report.failures.append(f"{ticker}: no stored prices yet; pass --since DATE for its first fetch")
             continue
         first = max(d for d in (last + dt.timedelta(days=1) if last else None, since) if d is not None)
-        with file_lock(updates / ".locks" / f"{ticker}.lock"):  # a CLI fetch and a scheduled one at once
-            due = due_sessions(config.calendar, first, now, ready_after)
-            job = _TickerFetch(data, config, ticker, mine, report, now)
-            if due:
-                job.prices(price_providers, due, rebase)
-            if recent:
-                news_from = since or (last_news[ticker] + dt.timedelta(days=1) if ticker in last_news else first)
-                job.headlines(headline_providers, news_from, recent[-1])
+        job = _TickerFetch(data, config, ticker, mine, report, now)
+        due = due_sessions(config.calendar, first, now, ready_after)
+        if due:
+            job.prices(price_providers, due, rebase)
+        if recent:
+            news_from = since or (last_news[ticker] + dt.timedelta(days=1) if ticker in last_news else first)
+            job.headlines(headline_providers, news_from, recent[-1])
     return report
 
 

@@ -5,6 +5,8 @@ reported and re-based only on request. The loaders read what it writes."""
 from __future__ import annotations
 
 import datetime as dt
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -226,3 +228,16 @@ def test_a_new_ticker_needs_since(data):
 def test_a_new_ticker_from_since(data):
     report = fetch(data, CONFIG, ["AAPL"], [Prices()], [], now=night(dt.date(2024, 3, 26)), since=dt.date(2024, 3, 25))
     assert report.ok and [p.name for p in report.written] == ["prices_AAPL_2024-03-25_2024-03-25_yfinance.csv"]
+
+
+def test_two_fetches_at_once_write_each_session_once(data):
+    class Slow(Prices):
+        def daily_bars(self, ticker, start, end):
+            time.sleep(0.2)  # long enough for the other fetch to read the stored days meanwhile, were it not locked
+            return super().daily_bars(ticker, start, end)
+
+    with ThreadPoolExecutor(2) as pool:
+        reports = list(pool.map(lambda name: run(data, dt.date(2024, 3, 27), [Slow(name)]), ["yfinance", "alpaca"]))
+    assert all(r.ok for r in reports)
+    assert sorted(len(r.written) for r in reports) == [0, 4]  # the second one found everything stored
+    pd.testing.assert_frame_equal(loaded(data)[0], served(dt.date(2024, 3, 26))[0], check_dtype=False)
