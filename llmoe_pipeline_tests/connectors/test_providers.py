@@ -171,3 +171,20 @@ def test_yfinance_unsettled_session_is_dropped_and_download_is_unadjusted():
     assert calls[0][0] == "AAPL"
     assert calls[0][1]["auto_adjust"] is False
     assert (calls[0][1]["start"], calls[0][1]["end"]) == ("2024-04-01", "2024-04-03")  # yfinance's end is exclusive
+
+
+def test_nyt_range_beyond_100_pages_is_split():
+    def respond(request):
+        days = (request.query["begin_date"], request.query["end_date"])
+        if days[0] != days[1]:  # two days: more hits than 100 pages of 10 can reach
+            return 200, {"response": {"docs": [], "meta": {"hits": 1500, "offset": 0}}}
+        day = dt.datetime.strptime(days[0], "%Y%m%d").date()
+        docs = [{"headline": {"main": f"story {i} of {day}"}, "pub_date": f"{day}T15:00:00+0000"} for i in range(3)]
+        return 200, {"response": {"docs": docs, "meta": {"hits": 3, "offset": 0}}}
+
+    with local_server(respond) as server:
+        provider = NytHeadlines(NytConfig(base_url=server.url), client("nyt"), NY, KEYS, sleep=lambda s: None)
+        news = provider.headlines("AAPL", APRIL_1, dt.date(2024, 4, 2))
+    asked = [(r.query["begin_date"], r.query["end_date"], r.query["page"]) for r in server.requests]
+    assert asked == [("20240401", "20240402", "0"), ("20240401", "20240401", "0"), ("20240402", "20240402", "0")]
+    assert news["headline"].tolist() == [f"story {i} of 2024-04-0{d}" for d in (1, 2) for i in range(3)]
