@@ -6,6 +6,8 @@ the status, not the query string. `sleep` is injectable so that tests run the wh
 
 from __future__ import annotations
 
+import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -15,8 +17,24 @@ from urllib.parse import urlsplit
 import requests
 
 from llmoe_pipeline.connectors.protocol import ProviderError
+from llmoe_pipeline.tracking.redaction import REDACTED
 
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
+
+
+_QUERY_VALUE = re.compile(r"([?&][^=\s&\"]+=)[^&\s\"]+")
+
+
+class _RedactUrls(logging.Filter):
+    """urllib3 logs each request line at DEBUG, `GET /path?api-key=... HTTP/1.1` (NYT's key is a query parameter):
+    every query value is masked before any handler sees the record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = _QUERY_VALUE.sub(rf"\1{REDACTED}", record.getMessage()), ()
+        return True
+
+
+logging.getLogger("urllib3.connectionpool").addFilter(_RedactUrls())
 
 
 @dataclass(frozen=True)

@@ -4,6 +4,7 @@ calendar deciding which sessions are due."""
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import pytest
 
@@ -82,3 +83,10 @@ def test_a_session_is_due_its_delay_after_the_close():
 def test_early_close_is_due_earlier():
     # The day after Thanksgiving 2024 closes at 13:00 New York = 18:00 UTC.
     assert due_sessions("XNYS", dt.date(2024, 11, 29), utc(2024, 11, 29, 20), TWO_HOURS) == [dt.date(2024, 11, 29)]
+
+
+def test_debug_logs_of_the_transport_do_not_show_the_key(caplog):
+    with caplog.at_level(logging.DEBUG), local_server(scripted(200)) as server:
+        JsonClient("nyt", BUDGET).get(server.url + "/svc/search/v2/articlesearch.json", params={"api-key": "s3cretKey"})
+    assert "articlesearch.json" in caplog.text  # urllib3 did log the request line
+    assert "s3cretKey" not in caplog.text
