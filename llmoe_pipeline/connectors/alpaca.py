@@ -122,15 +122,16 @@ class AlpacaNews(_AlpacaApi):
         rows = []
         for i, item in self._pages("/v1beta1/news", params, "news"):
             where = f"news[{i}]"
-            day = exchange_date(self.name, field(self.name, item, "created_at", where), self.timezone, where)
-            if start <= day <= end:
-                source = item.get("source") or "alpaca"
-                rows.append(
-                    {
-                        "date": day,
-                        "ticker": ticker,
-                        "headline": field(self.name, item, "headline", where),
-                        "source": f"alpaca:{source}",
-                    }
-                )
+            day = exchange_date(
+                self.name, field(self.name, item, "created_at", where), self.timezone, f"{where}.created_at"
+            )
+            headline = field(self.name, item, "headline", where)
+            rows.append(
+                {
+                    "date": day,
+                    "ticker": ticker,
+                    "headline": headline,
+                    "source": f"alpaca:{item.get('source') or 'news'}",
+                }
+            )
         return headline_frame(rows)

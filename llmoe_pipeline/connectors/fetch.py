@@ -176,16 +176,16 @@ class _TickerFetch:
                         self.report.revisions.append(Revision(self.ticker, provider.name, revised))
                     return
             delivered = set(bars["date"])
-            run = []
+            unbroken = []
             for session in remaining:  # only an unbroken run from the first missing session
                 if session not in delivered:
                     break
-                run.append(session)
-            if run:
-                rows = bars[bars["date"].isin(run)]
-                if not self._write("prices", rows, run[0], run[-1], provider.name, reasons):
+                unbroken.append(session)
+            if unbroken:
+                rows = bars[bars["date"].isin(unbroken)]
+                if not self._write("prices", rows, unbroken[0], unbroken[-1], provider.name, reasons):
                     continue
-                remaining = remaining[len(run) :]
+                remaining = remaining[len(unbroken) :]
                 if reasons:
                     self.report.notes.append(f"{self.ticker}: {provider.name} delivered after {'; '.join(reasons)}")
             if remaining:
@@ -223,6 +223,7 @@ class _TickerFetch:
             except ProviderError as exc:
                 self.report.failures.append(f"{self.ticker} headlines {start}..{last}: {exc}")
                 continue
+            rows = rows[(rows["date"] >= start) & (rows["date"] <= last)]  # a boundary item belongs to another file
             if rows.empty or self._write("headlines", rows, start, last, provider.name, self.report.failures):
                 record_headline_coverage(self.updates, provider.name, self.ticker, last)
 

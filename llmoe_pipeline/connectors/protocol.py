@@ -40,5 +40,6 @@ class HeadlineProvider(Protocol):
     name: str
 
     def headlines(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-        """Headlines about `ticker` published on the calendar days [start, end]: `data.HEADLINE_COLUMNS`."""
+        """Headlines about `ticker` published on the calendar days [start, end] (in the exchange's zone; an item just
+        outside is dropped by the fetch): `data.HEADLINE_COLUMNS`."""
         ...
