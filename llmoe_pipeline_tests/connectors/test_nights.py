@@ -1,7 +1,8 @@
 """End to end over ten nights: `llmoe fetch` against Alpaca (bars, news) and NYT served on 127.0.0.1 in their
 documented schemas, with Alpaca down one night and Good Friday on the way; then the loaders read the files and the
 last session is each ticker's one new live window. The fetched rows are the served ones. The `fetched_data` asset
-runs the same fetch and fails its check while a due session is missing."""
+runs the same fetch, fails its check while a due session is missing, and raw_prices / raw_headlines read what it
+brought in the same run."""
 
 from __future__ import annotations
 
@@ -179,6 +180,19 @@ def test_fetched_data_asset_runs_the_fetch_and_fails_its_check_on_a_missing_sess
     assert [p.name for p in Path(settings.protocol.data.updates_dir).glob("prices_*.csv")] == [
         "prices_AAPL_2024-03-25_2024-03-27_alpaca.csv"
     ]
+
+    # The next night, as the schedule's llmoe_job starts: the fetch, then the data assets read the new day.
+    providers.night = dt.date(2024, 3, 29)
+    result = dg.materialize(
+        [defs.get_assets_def(key) for key in ("fetched_data", "raw_prices", "raw_headlines")],
+        resources=defs.resources,
+        partition_key="AAPL",
+    )
+    raw_prices = result.output_for_node("raw_prices")
+    want = MARKET.prices("AAPL", MARKET.sessions[0], dt.date(2024, 3, 28))
+    assert raw_prices["date"].dt.date.tolist() == want["date"].tolist()
+    assert raw_prices["adj_close"].tolist() == want["adj_close"].tolist()
+    assert result.output_for_node("raw_headlines")["date"].max() == pd.Timestamp("2024-03-28")
 
 
 def test_default_config_has_no_fetch_asset(tmp_path):
