@@ -1,4 +1,4 @@
-"""`llmoe`: run the pipeline, print the results table, benchmark the router, open the UIs.
+"""`llmoe`: fetch the new days, run the pipeline, print the results table, benchmark the router, open the UIs.
 
 Expected failures (a bad data file, a missing model, a port in use) print one line and exit 1;
 usage errors exit 2 (argparse). Set LLMOE_DEBUG=1 for the full traceback.

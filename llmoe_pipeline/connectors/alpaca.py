@@ -4,7 +4,7 @@ Plain HTTP rather than alpaca-py: one transport, one retry budget (`http.JsonCli
 server at `fetch.alpaca.base_url`) for every keyed provider, and no pydantic model layer between the documented
 JSON and the tidy rows.
 
-Documented schemas (https://docs.alpaca.markets/reference/stockbars, .../reference/news):
+Documented schemas (https://docs.alpaca.markets/reference/stockbars and .../reference/news-3):
 - GET {base}/v2/stocks/{symbol}/bars?timeframe=1Day&start&end&adjustment&feed&limit&page_token →
   {"bars": [{"t": RFC-3339, "o", "h", "l", "c", "v", "n", "vw"}], "symbol", "next_page_token"}; daily bars are
   stamped at midnight New York time.

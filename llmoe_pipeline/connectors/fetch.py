@@ -16,6 +16,7 @@ asked from the same day the next time.
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -46,9 +47,12 @@ class MissingSession:
     session: dt.date
     reasons: tuple[str, ...]
 
+    @property
+    def why(self) -> str:
+        return "; ".join(self.reasons) or "no price provider configured"
+
     def __str__(self) -> str:
-        why = "; ".join(self.reasons) or "no price provider configured"
-        return f"{self.ticker} session {self.session}: no provider has it ({why})"
+        return f"{self.ticker} session {self.session}: no provider has it ({self.why})"
 
 
 @dataclass(frozen=True)
@@ -75,8 +79,9 @@ class FetchReport:
 
     @property
     def problems(self) -> list[str]:
-        """What makes the fetch fail, each naming ticker, session or days, and provider."""
-        return [str(p) for p in (*self.missing, *self.revisions)] + self.failures
+        """What makes the fetch fail, each naming ticker, session(s) or days, and provider; a ticker's run of missing
+        sessions with the same reasons is one line (a provider down for a long backfill is not thousands)."""
+        return _missing_lines(self.missing) + [str(r) for r in self.revisions] + self.failures
 
     @property
     def ok(self) -> bool:
@@ -84,6 +89,21 @@ class FetchReport:
 
     def lines(self) -> list[str]:
         return [f"wrote {p}" for p in self.written] + [f"note: {n}" for n in self.notes] + self.problems
+
+
+def _missing_lines(missing: list[MissingSession]) -> list[str]:
+    lines = []
+    for _, group in itertools.groupby(missing, key=lambda m: (m.ticker, m.reasons)):
+        run = list(group)
+        if len(run) == 1:
+            lines.append(str(run[0]))
+        else:
+            first, last = run[0], run[-1]
+            lines.append(
+                f"{first.ticker} sessions {first.session}..{last.session} ({len(run)}): no provider has them "
+                f"({first.why})"
+            )
+    return lines
 
 
 def utc_now() -> dt.datetime:

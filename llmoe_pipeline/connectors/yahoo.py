@@ -9,12 +9,13 @@ since 0.2.54, gives) with one line naming the provider and the field.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable
 
 import pandas as pd
 
 from llmoe_pipeline.connectors.config import YFinanceConfig
-from llmoe_pipeline.connectors.protocol import SchemaError
+from llmoe_pipeline.connectors.protocol import ProviderError, SchemaError
 from llmoe_pipeline.connectors.tidy import price_frame
 
 NAME = "yfinance"
@@ -51,13 +52,7 @@ class YFinancePrices:
         self.config, self._download = config, download
 
     def daily_bars(self, ticker: str, start: dt.date, end: dt.date) -> pd.DataFrame:
-        download = self._download
-        if download is None:
-            import yfinance as yf
-
-            if self.config.proxy:
-                yf.set_config(proxy=self.config.proxy)
-            download = yf.download
+        download = self._download or self._yfinance_download
         frame = download(
             ticker,
             start=start.isoformat(),
@@ -68,3 +63,31 @@ class YFinancePrices:
             threads=False,
         )
         return tidy_yfinance_frame(frame if frame is not None else pd.DataFrame(), ticker)
+
+    def _yfinance_download(self, ticker: str, **kwargs) -> pd.DataFrame:
+        """yf.download, whose failures (network, unknown ticker) are an empty frame and ERROR records on its logger:
+        made a ProviderError, so that "Yahoo unreachable" is not reported as "Yahoo has no bar"."""
+        import yfinance as yf
+
+        if self.config.proxy:
+            yf.set_config(proxy=self.config.proxy)
+        errors = _ErrorRecords()
+        logger = logging.getLogger("yfinance")
+        logger.addHandler(errors)
+        try:
+            frame = yf.download(ticker, **kwargs)
+        finally:
+            logger.removeHandler(errors)
+        if (frame is None or frame.empty) and errors.lines:
+            detail = next((line for line in errors.lines if ticker in line), errors.lines[0])
+            raise ProviderError(NAME, f"download of {ticker} failed: {detail[:200]}")
+        return frame
+
+
+class _ErrorRecords(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines += [line.strip() for line in record.getMessage().splitlines() if line.strip()]

@@ -133,6 +133,10 @@ def test_every_provider_down_names_ticker_session_provider_and_next_night_fills_
         "retry budget spent)",
     ]
     assert not report.ok and len(report.missing) == 4
+    assert report.problems[1] == (  # a run of sessions is one line
+        "MSFT sessions 2024-03-25..2024-03-26 (2): no provider has them (yfinance: GET /bars failed 5 times "
+        "(last: HTTP 503); retry budget spent)"
+    )
     assert [n for n in updates(data) if n.startswith("prices")] == []
     assert len([n for n in updates(data) if n.startswith("headlines")]) == 2  # the other provider's data stays in
     assert run(data, dt.date(2024, 3, 28)).ok

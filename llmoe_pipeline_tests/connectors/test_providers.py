@@ -4,6 +4,7 @@ returns are the rows served, and a changed response is one line naming the provi
 from __future__ import annotations
 
 import datetime as dt
+import logging
 
 import numpy as np
 import pandas as pd
@@ -188,3 +189,19 @@ def test_nyt_range_beyond_100_pages_is_split():
     asked = [(r.query["begin_date"], r.query["end_date"], r.query["page"]) for r in server.requests]
     assert asked == [("20240401", "20240402", "0"), ("20240401", "20240401", "0"), ("20240402", "20240402", "0")]
     assert news["headline"].tolist() == [f"story {i} of 2024-04-0{d}" for d in (1, 2) for i in range(3)]
+
+
+def test_yfinance_failure_is_a_provider_error_not_an_empty_answer(monkeypatch):
+    import yfinance
+
+    def unreachable(ticker, **kwargs):  # what yf.download does offline: log, then return an empty frame
+        logging.getLogger("yfinance").error("\n1 Failed download:")
+        logging.getLogger("yfinance").error("['AAPL']: DNSError('Could not resolve host: query2.finance.yahoo.com')")
+        return yf_frame(True).iloc[:0]
+
+    monkeypatch.setattr(yfinance, "download", unreachable)
+    with pytest.raises(ProviderError) as caught:
+        YFinancePrices(YFinanceConfig()).daily_bars("AAPL", APRIL_1, APRIL_5)
+    assert str(caught.value) == (
+        "yfinance: download of AAPL failed: ['AAPL']: DNSError('Could not resolve host: query2.finance.yahoo.com')"
+    )
