@@ -228,8 +228,9 @@ class _TickerFetch:
         folder = self.updates / "rebased" / self.now.strftime("%Y%m%dT%H%M%S")
         if self._write("prices", bars, first, last, provider.name, self.report.failures, folder):
             self.report.notes.append(
-                f"{self.ticker}: rebased history in {folder}: make it the ticker's price files (data.price_files) "
-                "in place of the stored ones"
+                f"{self.ticker}: rebased history in {folder}: to use it, list it in data.price_files (e.g. "
+                f"'rebased/{folder.name}/prices_*.csv', read in the updates folder) in place of the files that hold "
+                f"{self.ticker}'s stored prices, and move {self.updates}/prices_{self.ticker}_* aside"
             )
 
     def headlines(self, providers: Sequence[HeadlineProvider], first: dt.date, last: dt.date) -> None:

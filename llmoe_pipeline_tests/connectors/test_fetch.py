@@ -179,6 +179,7 @@ def test_rebase_writes_a_new_file_set_beside_the_stored_one(data):
         "prices_AAPL_2024-02-01_2024-03-25_yfinance.csv",
         "prices_MSFT_2024-02-01_2024-03-25_yfinance.csv",
     ]
+    assert f"list it in data.price_files (e.g. 'rebased/{rebased[0].parent.name}/prices_*.csv'" in report.notes[0]
     history = load_prices(rebased)
     assert history["adj_close"].tolist() == pytest.approx((served(dt.date(2024, 3, 25))[0]["adj_close"] * 0.5).tolist())
     assert (Path(data.data_dir) / "prices.csv").stat().st_size > 0 and report.revisions == []
@@ -245,3 +246,25 @@ def test_two_fetches_at_once_write_each_session_once(data):
     assert all(r.ok for r in reports)
     assert sorted(len(r.written) for r in reports) == [0, 4]  # the second one found everything stored
     pd.testing.assert_frame_equal(loaded(data)[0], served(dt.date(2024, 3, 26))[0], check_dtype=False)
+
+
+def test_after_a_rebase_the_rebased_set_and_the_next_nights_read_together(data, tmp_path):
+    run(data, dt.date(2024, 3, 26))  # one ordinary night first: prices_<T>_2024-03-25_... in the updates folder
+    split = Prices(scale=0.5)
+    run(data, dt.date(2024, 3, 27), [split], rebase=True)
+    stamp = next(Path(data.updates_dir, "rebased").iterdir()).name
+    aside = tmp_path / "aside"
+    aside.mkdir()
+    for old in Path(data.updates_dir).glob("prices_*.csv"):  # what the note says to do
+        old.rename(aside / old.name)
+    rebased = data.model_copy(update={"price_files": [f"rebased/{stamp}/prices_*.csv", "prices_*.csv"]})
+    report = run(rebased, dt.date(2024, 3, 29), [split])
+    assert report.ok and report.revisions == []
+    assert [p.name for p in report.written if p.name.startswith("prices")] == [
+        "prices_AAPL_2024-03-27_2024-03-28_yfinance.csv",
+        "prices_MSFT_2024-03-27_2024-03-28_yfinance.csv",
+    ]
+    prices = loaded(rebased)[0]
+    want = served(dt.date(2024, 3, 28))[0]
+    assert prices["date"].tolist() == want["date"].tolist()
+    assert prices["adj_close"].tolist() == pytest.approx((want["adj_close"] * 0.5).tolist())
