@@ -4,7 +4,7 @@ Nothing existing is rewritten: every write is a new file, written to a temp file
 so an interrupted fetch leaves no partial file. Names carry the ticker, the first and last day and the provider:
 `prices_AAPL_2024-04-01_2024-04-05_alpaca.csv` (the loaders' default patterns `prices*.csv`, `headlines*.csv`
 match them). A headline provider's coverage (the last calendar day it has answered for, news or not) is kept in
-`.coverage/<provider>_<TICKER>` because a day without news leaves no file.
+`.headline_coverage/<provider>_<TICKER>` because a day without news leaves no file.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from llmoe_pipeline.config import DataConfig
 from llmoe_pipeline.data import load_headlines, load_prices
 from llmoe_pipeline.io import atomic_path, write_text_atomic
 
-COVERAGE_DIR = ".coverage"
+COVERAGE_DIR = ".headline_coverage"
 
 
 def stored_prices(data: DataConfig, tickers: list[str]) -> pd.DataFrame:
