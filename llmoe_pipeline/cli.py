@@ -1,4 +1,4 @@
-"""`llmoe`: run the pipeline, print the results table, benchmark the router, open the UIs.
+"""`llmoe`: fetch the new days, run the pipeline, print the results table, benchmark the router, open the UIs.
 
 Expected failures (a bad data file, a missing model, a port in use) print one line and exit 1;
 usage errors exit 2 (argparse). Set LLMOE_DEBUG=1 for the full traceback.
@@ -135,6 +135,33 @@ def cmd_signals(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_fetch(args: argparse.Namespace) -> int:
+    """New sessions and headlines into data.updates_dir; exit 1 when a due session is missing, a provider's adjusted
+    history changed or a headline provider failed (each named on its own line)."""
+    import datetime as dt
+
+    from llmoe_pipeline.connectors.fetch import fetch
+    from llmoe_pipeline.connectors.providers import build_providers
+
+    settings = _load_settings(args)
+    if not settings.fetch.enabled:
+        raise CliError("no providers configured: set fetch.prices and/or fetch.headlines in the --config file")
+    since = None
+    if args.since:
+        try:
+            since = dt.date.fromisoformat(args.since)
+        except ValueError:
+            raise CliError(f"--since {args.since!r}: give a date as YYYY-MM-DD") from None
+    data = settings.protocol.data
+    prices, headlines = build_providers(settings.fetch, data.exchange_timezone)
+    report = fetch(data, settings.fetch, list(settings.tickers), prices, headlines, since=since, rebase=args.rebase)
+    print("\n".join(report.lines()) or "nothing new: every due session and headline day is stored")
+    if not report.ok:
+        more = len(report.problems) - 1
+        raise CliError(report.problems[0] + (f" (and {more} more problem(s) above)" if more else ""))
+    return 0
+
+
 def cmd_bench(args: argparse.Namespace) -> int:
     from llmoe_pipeline.bench.router import main as bench_main
 
@@ -190,6 +217,20 @@ def build_parser() -> argparse.ArgumentParser:
     )
     report.add_argument("--split", choices=["test", "validation"], default="test")
     report.set_defaults(func=cmd_report)
+
+    fetch = sub.add_parser(
+        "fetch",
+        help="bring the sessions missing since the last stored day (prices) and their headlines from the providers "
+        "in the config's fetch: section, as new dated files in data.updates_dir",
+    )
+    common(fetch)
+    fetch.add_argument("--since", help="first day to fetch (YYYY-MM-DD; needed for a ticker with no stored prices)")
+    fetch.add_argument(
+        "--rebase",
+        action="store_true",
+        help="when a provider's adjusted history changed (split, dividend): write its whole history as a new file set",
+    )
+    fetch.set_defaults(func=cmd_fetch)
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench", required=True)

@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from llmoe_pipeline.data.dates import check_timezone
 from llmoe_pipeline.hashing import sha256_json
-from llmoe_pipeline.paths import default_data_dir
+from llmoe_pipeline.paths import default_data_dir, default_updates_dir
 from llmoe_pipeline.quality import QualityConfig
 from llmoe_pipeline.router.prompt import DEFAULT_MAX_HEADLINE_CHARS, DEFAULT_MAX_NEWS_CHARS
 
@@ -36,6 +36,9 @@ class DataConfig(_Section):
     # folder with just prices.csv and headlines.csv works with these defaults.
     price_files: FileList = ["prices*.csv", "prices*.parquet"]
     headline_files: FileList = ["headlines*.csv", "headlines*.parquet"]
+    # Where `llmoe fetch` writes new dated files; the patterns above are read here too, so the data folder may stay
+    # read-only. Missing or empty: nothing more is read.
+    updates_dir: str = Field(default_factory=lambda: str(default_updates_dir()))
     tickers: list[str] = Field(["AAPL", "MSFT"], min_length=1)
     # Dates and naive timestamps in the files are the exchange's calendar dates; a timestamp with a UTC offset
     # (Parquet datetime with a time zone, or "2016-01-04T00:00:00+09:00") takes its date in this zone.
@@ -47,15 +50,18 @@ class DataConfig(_Section):
         return check_timezone(name)
 
     def paths(self, names: list[str]) -> list[Path]:
-        """The files `names` stand for: plain names as given (checked when read), patterns expanded, sorted."""
-        base = Path(self.data_dir)
+        """The files `names` stand for: plain names as given (checked when read), patterns expanded, sorted; a
+        relative pattern is expanded in the data folder, then in the updates folder."""
+        base, updates = Path(self.data_dir), Path(self.updates_dir)
         out: list[Path] = []
         for name in names:
-            path = p if (p := Path(name)).is_absolute() else base / p
+            given = Path(name)
             if glob.has_magic(str(name)):
-                out += [Path(m) for m in sorted(glob.glob(str(path))) if Path(m).is_file()]
+                patterns = [given] if given.is_absolute() else [base / given, updates / given]
+                for pattern in patterns:
+                    out += [Path(m) for m in sorted(glob.glob(str(pattern))) if Path(m).is_file()]
             else:
-                out.append(path)
+                out.append(given if given.is_absolute() else base / given)
         return list(dict.fromkeys(out))
 
     def price_paths(self) -> list[Path]:
@@ -226,5 +232,5 @@ class PipelineConfig(_Section):
     def config_hash(self) -> str:
         """Hash of everything that changes results (the data *location* is excluded, file hashes are logged)."""
         # The quality checks only gate a run: their thresholds change no result.
-        payload = self.model_dump(mode="json", exclude={"data": {"data_dir"}, "quality": True})
+        payload = self.model_dump(mode="json", exclude={"data": {"data_dir", "updates_dir"}, "quality": True})
         return sha256_json(payload)[:16]

@@ -1,10 +1,11 @@
 """The Dagster code location: `dagster dev` (workspace.yaml) and `llmoe run` both load their definitions here.
 
 Asset graph (left to right), each asset a thin wrapper over one pure module:
-raw_prices, raw_headlines (data/) → feature_windows (features.py) → router_labels (router/) and the other router
-variants' scores (routing.py) → llmoe_search/<variant> (models/experts.py) → expert_models/<variant> per ticker ×
-regime; llmoe_single; baseline_models/<name> (models/registry.py) → predictions (evaluation.py) →
-backtest_results, daily_returns (backtest.py, metrics.py, plots.py) → mlflow_runs (tracking/).
+fetched_data (connectors/; only when the config names providers) → raw_prices, raw_headlines (data/) →
+feature_windows (features.py) → router_labels (router/) and the other router variants' scores (routing.py) →
+llmoe_search/<variant> (models/experts.py) → expert_models/<variant> per ticker × regime; llmoe_single;
+baseline_models/<name> (models/registry.py) → predictions (evaluation.py) → backtest_results, daily_returns
+(backtest.py, metrics.py, plots.py) → mlflow_runs (tracking/).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from llmoe_pipeline.defs.assets.data import build_data_assets
 from llmoe_pipeline.defs.assets.diagnostics import build_diagnostics_assets
 from llmoe_pipeline.defs.assets.evaluation import build_evaluation_assets
 from llmoe_pipeline.defs.assets.features import build_feature_assets
+from llmoe_pipeline.defs.assets.fetch import FetchResource, build_fetch_assets
 from llmoe_pipeline.defs.assets.models import build_model_assets
 from llmoe_pipeline.defs.assets.research import build_research_assets
 from llmoe_pipeline.defs.assets.router import build_router_assets
@@ -30,10 +32,15 @@ from llmoe_pipeline.settings import Settings, settings_from_env
 
 
 def build_assets(
-    partitions: Partitions, variants: list[RouterVariant], protocol: PipelineConfig, llm_pool: str | None = "llm"
+    partitions: Partitions,
+    variants: list[RouterVariant],
+    protocol: PipelineConfig,
+    llm_pool: str | None = "llm",
+    fetching: bool = False,
 ) -> list:
     return [
-        *build_data_assets(partitions),
+        *build_fetch_assets(partitions, fetching),
+        *build_data_assets(partitions, after_fetch=fetching),
         *build_feature_assets(partitions),
         *build_router_assets(partitions, variants, llm_pool),
         *build_diagnostics_assets(partitions, variants),
@@ -53,11 +60,19 @@ def build_definitions(settings: Settings, resources: dict | None = None) -> dg.D
     schedules, sensors = build_automation(settings, jobs)
     variants = [variant(name) for name in settings.protocol.router.variants]
     return dg.Definitions(
-        assets=build_assets(partitions, variants, settings.protocol, settings.executor.llm_pool),
+        assets=build_assets(
+            partitions, variants, settings.protocol, settings.executor.llm_pool, fetching=settings.fetch.enabled
+        ),
         jobs=jobs,
         schedules=schedules,
         sensors=sensors,
-        resources={**build_resources(settings), **(resources or {})},
+        resources={
+            **build_resources(settings),
+            **(
+                {"fetch": FetchResource(fetch=settings.fetch.model_dump(mode="json"))} if settings.fetch.enabled else {}
+            ),
+            **(resources or {}),
+        },
         executor=build_executor(settings),
     )
 

@@ -22,6 +22,11 @@ def default_data_dir() -> Path:
     return Path(env).expanduser().resolve() if env else (REPO_ROOT.parent / "shared" / "data").resolve()
 
 
+def default_updates_dir() -> Path:
+    """Where fetched days land: <home>/updates (`data.updates_dir`)."""
+    return llmoe_home() / "updates"
+
+
 def resolve_inside(base: str | os.PathLike, relative: str | os.PathLike, what: str) -> Path:
     """Resolve a write path against `base` (an absolute path is taken as is), symlinks included.
 

@@ -1,7 +1,7 @@
 """Everything a run is configured with, loaded once: the protocol, the external systems, the tickers, the home.
 
 One YAML file holds the protocol (`config.PipelineConfig`: data, split, router, experts, baselines, backtest,
-seeds, window) and one section per external system (`router_backend`, `mlflow`, `schedule`). Precedence:
+seeds, window) and one section per external system (`router_backend`, `mlflow`, `schedule`, `fetch`, ...). Precedence:
 defaults < the file < explicit overrides (command-line flags), everywhere. The Dagster definitions, the CLI and
 the tests build one `Settings` and pass it on; nothing reads the file or the environment again later.
 """
@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.connectors.config import FetchConfig
 from llmoe_pipeline.data import TICKER_PATTERN, normalize_ticker
 from llmoe_pipeline.data.reader import MAX_TICKER_CHARS
 from llmoe_pipeline.paths import llmoe_home
@@ -25,7 +26,7 @@ from llmoe_pipeline.router.backends.config import RouterBackendConfig
 CONFIG_ENV = "LLMOE_CONFIG"  # the YAML file the Dagster code location loads
 TICKERS_ENV = "LLMOE_TICKERS"  # "AAPL,MSFT" or "all"
 DATA_DIR_OVERRIDE_ENV = "LLMOE_DATA_DIR_OVERRIDE"  # `llmoe ui --data-dir` for its code location: wins over the file
-RESOURCE_SECTIONS = ("router_backend", "mlflow", "schedule", "storage", "executor")
+RESOURCE_SECTIONS = ("router_backend", "mlflow", "schedule", "storage", "executor", "fetch")
 
 
 class ConfigError(ValueError):
@@ -107,6 +108,7 @@ class Settings(_Section):
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
     storage: StorageConfig = Field(default_factory=StorageConfig)
     executor: ExecutorConfig = Field(default_factory=ExecutorConfig)
+    fetch: FetchConfig = Field(default_factory=FetchConfig)  # `llmoe fetch` and the nightly fetch (off: no providers)
     tickers: tuple[str, ...] = ("AAPL", "MSFT")
     home: Path = Field(default_factory=llmoe_home)
     config_file: str | None = None  # where the values came from (shown in the UI and MLflow)
@@ -185,6 +187,9 @@ def load_settings(
         raw["seeds"] = list(range(seeds))
     if router_backend is not None:
         sections["router_backend"] = {**sections["router_backend"], "backend": router_backend}
+    home_dir = Path(home).expanduser().resolve() if home else llmoe_home()
+    if not (raw.get("data") or {}).get("updates_dir"):  # fetched days live under this run's home by default
+        raw["data"] = {**(raw.get("data") or {}), "updates_dir": str(home_dir / "updates")}
     protocol = _validated(PipelineConfig, raw, source)
     settings = Settings(
         protocol=protocol,
@@ -193,12 +198,13 @@ def load_settings(
         schedule=_validated(ScheduleConfig, sections["schedule"], source, "schedule"),
         storage=_validated(StorageConfig, sections["storage"], source, "storage"),
         executor=_validated(ExecutorConfig, sections["executor"], source, "executor"),
+        fetch=_validated(FetchConfig, sections["fetch"], source, "fetch"),
         tickers=tuple(
             resolve_tickers(
                 tickers, protocol, source=f"{source}: data.tickers" if tickers is None else f"--tickers {tickers!r}"
             )
         ),
-        home=Path(home).expanduser().resolve() if home else llmoe_home(),
+        home=home_dir,
         config_file=str(Path(config_file).resolve()) if config_file else None,
     )
     return settings

@@ -68,7 +68,8 @@ def test_config_hash_is_unchanged():
     from llmoe_pipeline.config import PipelineConfig
 
     cfg = PipelineConfig()
-    payload = cfg.model_dump(mode="json", exclude={"data": {"data_dir"}, "quality": True})
+    # Where the data lives (the data folder, the fetch's updates folder) is not the experiment's identity.
+    payload = cfg.model_dump(mode="json", exclude={"data": {"data_dir", "updates_dir"}, "quality": True})
     assert cfg.config_hash() == hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:16]
     # The quality checks' thresholds only gate a run: they are not part of the experiment's identity.
     stricter = PipelineConfig.model_validate({"quality": {"gaps": {"max_missing_business_days": 3}}})

@@ -7,6 +7,7 @@ import pytest
 import yaml
 
 from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.connectors.config import FetchConfig
 from llmoe_pipeline.paths import REPO_ROOT
 from llmoe_pipeline.router.backends.config import RouterBackendConfig
 from llmoe_pipeline.settings import ConfigError, MLflowConfig, ScheduleConfig, Settings, load_settings
@@ -29,6 +30,7 @@ def test_paper_config_equals_the_defaults():
         MLflowConfig(),
         ScheduleConfig(),
     )
+    assert settings.fetch == FetchConfig() and not settings.fetch.enabled  # fetching is off by default
     assert settings.tickers == ("AAPL", "MSFT")
 
 

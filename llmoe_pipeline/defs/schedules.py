@@ -75,7 +75,8 @@ def build_automation(settings: Settings, jobs: list) -> tuple[list, list]:
         cron_schedule=schedule_cfg.cron,
         execution_timezone=schedule_cfg.timezone,
         default_status=dg.DefaultScheduleStatus.RUNNING if schedule_cfg.enabled else dg.DefaultScheduleStatus.STOPPED,
-        description="Nightly: re-read the data, label only new windows, retrain what changed, re-evaluate "
+        description="Nightly: fetch the new day (fetched_data, when the config's fetch: names providers), re-read "
+        "the data, label only new windows, retrain what changed, re-evaluate "
         "(each ticker's llmoe_job; refresh_chain_sensor runs the rest).",
     )
     def nightly_refresh_schedule(context: dg.ScheduleEvaluationContext):

@@ -32,13 +32,16 @@ def check_result(outcome: CheckOutcome) -> dg.AssetCheckResult:
     )
 
 
-def build_data_assets(partitions: Partitions) -> list:
+def build_data_assets(partitions: Partitions, after_fetch: bool = False) -> list:
+    """`after_fetch`: raw_prices runs after `fetched_data` (defs/assets/fetch.py), in the same run."""
+
     @dg.asset(
         partitions_def=partitions.tickers,
         group_name="data",
         kinds={"pandas", "parquet"},
         owners=OWNERS,
         code_version="2",
+        deps=["fetched_data"] if after_fetch else None,
         check_specs=[
             dg.AssetCheckSpec(
                 "enough_clean_days",
