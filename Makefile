@@ -9,7 +9,7 @@ export LLMOE_DATA_DIR ?= $(abspath $(CURDIR)/../shared/data)
 # that does not have the torch 2.13.0+cpu wheel locally.
 PIP_ARGS ?=
 
-.PHONY: install run test test-fast lint research research-ablations research-walk-forward research-tickers ui report bench clean cluster-install cluster-up cluster-run cluster-down cluster-status
+.PHONY: install run test test-fast lint docs research research-ablations research-walk-forward research-tickers ui report bench clean cluster-install cluster-up cluster-run cluster-down cluster-status
 
 install: $(STAMP)
 
@@ -34,12 +34,15 @@ test: install
 test-fast: install  # everything but the end-to-end tests (dagster dev, Chromium, nightly refresh)
 	$(VENV)/bin/pytest -m "not e2e"
 
-lint: install  # ruff (lint + format check, one line length) and mypy on the package; `pre-commit install` runs it on commit
+lint: install docs  # ruff (lint + format check, one line length), mypy, the docs; `pre-commit install`: on commit
 	$(VENV)/bin/ruff check llmoe_pipeline llmoe_pipeline_tests
 	$(VENV)/bin/ruff format --check llmoe_pipeline llmoe_pipeline_tests
 	$(VENV)/bin/mypy
 
-# The research verdict beyond `make run`, one stage a target (docs: how long each takes on which CPU):
+docs: install  # the documentation site (docs/, mkdocs.yml), strict: a broken link or anchor fails the build
+	$(VENV)/bin/mkdocs build --strict --site-dir $(LLMOE_HOME)/site
+
+# The research verdict beyond `make run`, one stage a target (docs/results.md: how long each takes, on which CPU):
 # research-ablations: the LLM prompt ablations (prices only, news only) for AAPL and MSFT;
 # research-walk-forward: the expanding-window walk-forward 2011-2016 for AAPL and MSFT;
 # research-tickers: the verdict across the 22 reference tickers on a shorter period.
@@ -71,7 +74,7 @@ report: install
 bench: install
 	$(VENV)/bin/llmoe bench router
 
-# A local cluster (README "Running on a cluster"): PostgreSQL, RabbitMQ + 2 Celery workers, an MLflow server,
+# A local cluster (docs/cluster.md): PostgreSQL, RabbitMQ + 2 Celery workers, an MLflow server,
 # one vllm serve, the Dagster webserver and daemon, all on 127.0.0.1 with their data and logs in $(LLMOE_HOME)/cluster.
 # CLUSTER_CONFIG: the pipeline config (default: the paper's protocol); deploy/cluster/local/slice.yaml is the
 # test data slice. CLUSTER_TICKERS: e.g. AAPL,MSFT (default: the config's).

@@ -72,6 +72,7 @@ setup(
             "ruff==0.17.6",
             "mypy==2.4.1",
             "pre-commit>=4",
+            "mkdocs>=1.6",  # the docs site: `make docs` (and `make lint`) builds it in strict mode
         ],
     },
     entry_points={
