@@ -149,13 +149,15 @@ def selection_words(evidence: TickerEvidence) -> str:
     if len(record):
         own = record[record["model"] == LLMOE]
         for _, r in own.iterrows():
-            target = "0" if r["against"] == "zero" else f"buy-and-hold's {r['benchmark_sharpe']:.2f}"
-            need = f"{r['min_track_record_years']:.1f} years" if pd.notna(r["min_track_record_years"]) else "never"
+            target = "0" if r["against"] == "zero" else f"buy-and-hold's {_num(r['benchmark_sharpe'])}"
+            years = r["min_track_record_years"]
+            need = (
+                f"a 95 % level needs {years:.1f} years of such returns (the test has {r['n_days'] / 252:.1f})"
+                if years is not None and pd.notna(years)
+                else "no track record reaches a 95 % level (the Sharpe ratio is not above it)"
+            )
             if r["psr"] is not None and pd.notna(r["psr"]):
-                lines.append(
-                    f"Track record against a Sharpe of {target}: PSR {_num(r['psr'])}; a 95 % level needs {need} "
-                    f"of such returns (the test has {r['n_days'] / 252:.1f})."
-                )
+                lines.append(f"Track record against a Sharpe of {target}: PSR {_num(r['psr'])}; {need}.")
     for sel in tables.get("selection") or []:
         if sel.get("reason"):
             lines.append(f"Selection: {sel['reason']}.")

@@ -110,7 +110,7 @@ def test_selection_words_name_the_trials_the_deflated_sharpe_and_pbo():
     e = _with_power(_evidence([("Buy&Hold", 0.1, 0.7)]))
     words = selection_words(e)
     assert "PSR 0.71; a 95 % level needs 9.4 years of such returns (the test has 2.0)" in words
-    assert "buy-and-hold's 0.62: PSR 0.40; a 95 % level needs never" in words
+    assert "buy-and-hold's 0.62: PSR 0.40; no track record reaches a 95 % level" in words
     assert "one of 384 grid configurations tried (LLMoE 192, LLMoE[momentum] 192)" in words
     assert "deflated Sharpe ratio is 0.08" in words and "backtest overfitting of its grid is 0.46" in words
     text = verdict_text(e)

@@ -188,6 +188,10 @@ def test_significance_compares_every_llmoe_variant_with_every_model(graph, first
     assert selection["deflated"]["n_trials"] == sum(counts.values())
     record = pd.DataFrame(value["test"]["track_record"])
     assert sorted(set(record["against"])) == ["Buy&Hold", "zero"] and "LLMoE[oracle]" in set(record["model"])
+    # The UI shows the same in plain words (no power here: 19 test days are too few for the Sharpe test).
+    event = instance.get_latest_materialization_event(dg.AssetKey("significance"))
+    verdict = event.asset_materialization.metadata["verdict"].value
+    assert f"one of {sum(counts.values())} grid configurations tried" in verdict and "(19 days: too few" in verdict
 
 
 def test_walk_forward_is_an_asset_when_enabled_and_feeds_the_verdict(tmp_path, data_dir):

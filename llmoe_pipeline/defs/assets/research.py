@@ -17,6 +17,7 @@ from llmoe_pipeline.report import summarize, to_markdown
 from llmoe_pipeline.routing import RouterVariant
 from llmoe_pipeline.significance import model_set_tests, pairwise_sharpe_tests, seed_averaged_returns
 from llmoe_pipeline.significance.track_record import selection, track_record
+from llmoe_pipeline.verdict import TickerEvidence, power_words, selection_words
 from llmoe_pipeline.walkforward import concatenated_metrics, walk_forward, yearly_sharpe
 
 
@@ -189,6 +190,10 @@ def build_research_assets(partitions: Partitions, variants: list[RouterVariant],
             metadata[f"{split}_spa"] = dg.MetadataValue.md(
                 _markdown(tables["spa"], ["benchmark", "p_consistent", "superior", "excluded"])
             )
-        return dg.Output(json_safe(value), metadata=metadata)
+        value = json_safe(value)
+        evidence = TickerEvidence(context.partition_key, pd.DataFrame(), value)
+        words = [power_words(evidence, split) for split in value] + [selection_words(evidence)]
+        metadata["verdict"] = dg.MetadataValue.md("\n\n".join(w for w in words if w) or "-")
+        return dg.Output(value, metadata=metadata)
 
     return [*assets, significance]
