@@ -48,14 +48,15 @@ def track_record(returns: pd.DataFrame, *, periods: int = 252, confidence: float
 
 def configuration_returns(positions: pd.DataFrame, asset: pd.Series, cost_bps: float) -> pd.DataFrame:
     """date × configuration daily returns of all-in/all-out positions (`positions`: a date column and one 0/1
-    column per configuration) on the asset's returns, starting from cash."""
+    column per configuration) on the asset's returns, starting from cash, on the days both cover (test days added
+    after the search have no positions: the grid is not refitted for them)."""
     pos = positions.assign(date=pd.to_datetime(positions["date"])).set_index("date").astype(float)
-    missing = asset.index.difference(pos.index)
-    if len(missing):
-        raise ValueError(f"the grid's configurations lack {len(missing)} test day(s), e.g. {missing[0]:%Y-%m-%d}")
-    pos = pos.loc[asset.index]
+    days = asset.index.intersection(pos.index)
+    if days.empty:
+        raise ValueError("the grid's configurations cover none of the test days")
+    pos = pos.loc[days]
     trade = pos.diff().fillna(pos).abs()
-    return pos.mul(asset, axis=0) - cost_bps / 1e4 * trade
+    return pos.mul(asset.loc[days], axis=0) - cost_bps / 1e4 * trade
 
 
 def selection(
@@ -75,6 +76,11 @@ def selection(
         return {"model": reported, "reason": f"no grid configurations stored for {reported}"}
     asset = returns[BENCHMARK]
     by_variant = {name: configuration_returns(p, asset, cost_bps) for name, p in configurations.items() if len(p)}
+    days = by_variant[reported].index
+    for r in by_variant.values():
+        days = days.intersection(r.index)
+    by_variant = {name: r.loc[days] for name, r in by_variant.items()}
+    returns = returns.loc[days]  # the reported model on the same days as its trials
     sharpes = {
         name: [sharpe_ratio(r[c].to_numpy(), periods=periods) for c in r.columns] for name, r in by_variant.items()
     }
@@ -84,6 +90,7 @@ def selection(
     pbo = probability_of_backtest_overfitting(by_variant[reported].to_numpy(), blocks=blocks)
     return {
         "model": reported,
+        "days": {"n": len(days), "first": f"{days[0]:%Y-%m-%d}", "last": f"{days[-1]:%Y-%m-%d}"},
         "configurations_per_variant": {name: len(values) for name, values in sharpes.items()},
         "deflated": dsr.as_record(),
         "deflated_own_grid": own.as_record(),

@@ -109,8 +109,10 @@ def test_configuration_returns_trade_all_in_all_out_with_costs():
     expected = asset.to_numpy() * [1, 1, 0, 0, 1] - 0.001 * np.array([1, 0, 1, 0, 1])
     np.testing.assert_allclose(out["a"].to_numpy(), expected)
     assert (out["b"] == 0).all()
-    with pytest.raises(ValueError, match="lack 1 test day"):
-        configuration_returns(positions.iloc[:4], asset, 0.0)
+    # A test day added after the search has no positions: the statistics use the days the grid covers.
+    assert list(configuration_returns(positions.iloc[:4], asset, 0.0).index) == list(asset.index[:4])
+    with pytest.raises(ValueError, match="none of the test days"):
+        configuration_returns(positions.assign(date=positions["date"] - pd.Timedelta(days=400)), asset, 0.0)
 
 
 def test_selection_counts_every_configuration_and_deflates_the_reported_model():
@@ -124,6 +126,9 @@ def test_selection_counts_every_configuration_and_deflates_the_reported_model():
     }
     out = selection(frame, grid, reported="LLMoE", blocks=8)
     assert out["configurations_per_variant"] == {"LLMoE": 12, "LLMoE[momentum]": 6}
+    assert out["days"] == {"n": 300, "first": "2015-01-01", "last": "2016-02-24"}
+    shorter = selection(frame, {k: v.iloc[:-10] for k, v in grid.items()}, reported="LLMoE", blocks=8)
+    assert shorter["days"]["n"] == 290 and shorter["deflated"]["n_days"] == 290
     assert out["deflated"]["n_trials"] == 18 and out["deflated_own_grid"]["n_trials"] == 12
     assert out["pbo"]["combinations"] == math.comb(8, 4) and 0 <= out["pbo"]["pbo"] <= 1
     assert selection(frame, {}, reported="LLMoE")["reason"].startswith("no grid configurations")
