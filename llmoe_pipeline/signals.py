@@ -127,6 +127,25 @@ def append_signals(folder: Path, signals: pd.DataFrame) -> list[Path]:
     return written
 
 
+def fill_explanations(folder: Path, explanations: pd.DataFrame) -> list[Path]:
+    """Fill in the router's explanation of recorded signals that have none (their explanation was generated after
+    the signal: router_explanations runs after the results). `explanations`: ticker, date, explanation. Only the
+    explanation column of a day's file changes (atomically); the decision is never rewritten. Returns the files."""
+    written = []
+    for _, row in explanations.iterrows():
+        text = row["explanation"]
+        if not isinstance(text, str) or not text.strip():
+            continue
+        path = signal_file(folder, row["ticker"], pd.Timestamp(row["date"]).date())
+        if not path.exists():
+            continue
+        signal = pd.read_parquet(path)
+        if signal["explanation"].map(lambda e: isinstance(e, str) and e.strip() != "").all():
+            continue
+        written.append(write_parquet_atomic(signal.assign(explanation=text), path))
+    return written
+
+
 def read_history(folder: Path, tickers: list[str] | None = None, last: int | None = 1) -> pd.DataFrame:
     """The last `last` recorded signals of each ticker (all with None), oldest first."""
     folder = Path(folder)
