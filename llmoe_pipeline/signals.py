@@ -4,7 +4,9 @@ routed expert's P(up) over seeds, the all-in/all-out position, every baseline's 
 A signal is computed exactly as the backtest computes that day's prediction (the same models, the same inputs),
 so the live track record and the backtest agree by construction. The history keeps one small Parquet file per
 ticker and day, written once: a night that is re-run or catches up a missed day never rewrites a decision, and a
-night's cost does not grow with the length of the history.
+night's cost does not grow with the length of the history. The router's explanation of a window is generated after
+the results (router_explanations): a signal recorded before it gets it filled in (`fill_explanations`), its decision
+untouched.
 """
 
 from __future__ import annotations
