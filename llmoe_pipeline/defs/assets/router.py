@@ -222,8 +222,10 @@ def llm_explanations_asset(partitions: Partitions, variant: RouterVariant, pool:
             )
         n_new = int(table["explained_now"].sum())
         # The signal of a day is recorded before its window is explained: fill its explanation in (the paper's
-        # router only; the decision itself is never rewritten).
-        filled = fill_explanations(model_store.signals_dir(), table) if variant.name == "llm" else []
+        # router only; the decision itself is never rewritten). Only the explanations generated now can be missing
+        # from a recorded signal, so a night's cost does not grow with the length of the signal history.
+        new = table[table["explained_now"]]
+        filled = fill_explanations(model_store.signals_dir(), new) if variant.name == "llm" and len(new) else []
         sample = table.tail(5)
         return dg.Output(
             table,
