@@ -5,7 +5,8 @@ fetched_data (connectors/; only when the config names providers) → raw_prices,
 feature_windows (features.py) → router_labels (router/) and the other router variants' scores (routing.py) →
 llmoe_search/<variant> (models/experts.py) → expert_models/<variant> per ticker × regime; llmoe_single;
 baseline_models/<name> (models/registry.py) → predictions (evaluation.py) → backtest_results, daily_returns
-(backtest.py, metrics.py, plots.py) → mlflow_runs (tracking/).
+(backtest.py, metrics.py, plots.py) → mlflow_runs (tracking/). router_labels → router_explanations (router/labels.py:
+the one-sentence explanations, upstream of nothing; `explanations_job` runs them after the results).
 """
 
 from __future__ import annotations

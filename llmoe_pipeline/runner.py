@@ -49,7 +49,8 @@ def run_requests(
 def refresh_ticker(
     defs: dg.Definitions, ticker: str, instance: dg.DagsterInstance, tags: dict | None = None
 ) -> list[dg.ExecuteInProcessResult]:
-    """One ticker's refresh in-process: `llmoe_job`, then the experts of each regime, then the evaluation."""
+    """One ticker's refresh in-process: `llmoe_job`, then the experts of each regime, then the evaluation, then the
+    router's explanations (last: the results never wait for them)."""
     return run_requests(defs, instance, [dg.RunRequest(job_name="llmoe_job", partition_key=ticker)], tags)
 
 

@@ -4,7 +4,9 @@ routed expert's P(up) over seeds, the all-in/all-out position, every baseline's 
 A signal is computed exactly as the backtest computes that day's prediction (the same models, the same inputs),
 so the live track record and the backtest agree by construction. The history keeps one small Parquet file per
 ticker and day, written once: a night that is re-run or catches up a missed day never rewrites a decision, and a
-night's cost does not grow with the length of the history.
+night's cost does not grow with the length of the history. The router's explanation of a window is generated after
+the results (router_explanations): a signal recorded before it gets it filled in (`fill_explanations`), its decision
+untouched.
 """
 
 from __future__ import annotations
@@ -124,6 +126,25 @@ def append_signals(folder: Path, signals: pd.DataFrame) -> list[Path]:
         path = signal_file(folder, row["ticker"], row["as_of"])
         if not path.exists():
             written.append(write_parquet_atomic(pd.DataFrame([row]), path))
+    return written
+
+
+def fill_explanations(folder: Path, explanations: pd.DataFrame) -> list[Path]:
+    """Fill in the router's explanation of recorded signals that have none (their explanation was generated after
+    the signal: router_explanations runs after the results). `explanations`: ticker, date, explanation. Only the
+    explanation column of a day's file changes (atomically); the decision is never rewritten. Returns the files."""
+    written = []
+    for _, row in explanations.iterrows():
+        text = row["explanation"]
+        if not isinstance(text, str) or not text.strip():
+            continue
+        path = signal_file(folder, row["ticker"], pd.Timestamp(row["date"]).date())
+        if not path.exists():
+            continue
+        signal = pd.read_parquet(path)
+        if signal["explanation"].map(lambda e: isinstance(e, str) and e.strip() != "").all():
+            continue
+        written.append(write_parquet_atomic(signal.assign(explanation=text), path))
     return written
 
 

@@ -16,6 +16,7 @@ from llmoe_pipeline.router.backends import RouterBackend
 
 FAKE_MODEL_ID = "fake-router@v1"
 SCORED: list[str] = []  # every prompt the fake backend scored in this process
+EXPLAINED: list[str] = []  # every prompt the fake backend was asked to explain in this process
 
 
 class FakeBackend(RouterBackend):
@@ -25,6 +26,7 @@ class FakeBackend(RouterBackend):
         SCORED.extend(prompts)
         p = np.array([int(sha256_text(q)[:8], 16) / 0xFFFFFFFF for q in prompts])
         mask = [False] * len(prompts) if explain_mask is None else list(explain_mask)
+        EXPLAINED.extend(q for q, m in zip(prompts, mask) if m)
         return p, [f"fake explanation {i}" if m else None for i, m in enumerate(mask)]
 
 

@@ -1,7 +1,8 @@
 """`llmoe-cluster run`: each ticker's refresh launched through the cluster's Dagster webserver (GraphQL), as the UI
 would: one `llmoe_job` per ticker, queued; the daemon launches it, its steps run on the Celery workers, and
-`refresh_chain_sensor` launches the experts of each regime and the evaluation. Waits for every chain and prints the
-results table read from the shared store. A failed run is one line naming the ticker, the step and the cause."""
+`refresh_chain_sensor` launches the experts of each regime, the evaluation and then the router's explanations. Waits
+for every chain's evaluation (the explanations, last, go on without holding the results) and prints the results
+table read from the shared store. A failed run is one line naming the ticker, the step and the cause."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Automation: the nightly refresh, the data-file sensor, and the sensor that chains a refresh's three jobs.
+"""Automation: the nightly refresh, the data-file sensor, and the sensor that chains a refresh's four jobs.
 
 What a refresh recomputes is decided by the assets themselves: the router labels only windows not in its
 content-addressed cache, the models are retrained only when their training data, config or code changed (a
@@ -35,7 +35,7 @@ def refresh_requests(tickers: Sequence[str], reason: str, stamp: str) -> list[dg
 
 def next_step_requests(run: dg.DagsterRun, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     """After a successful step of a refresh: the experts of both regimes, or (once both regimes are done) the
-    evaluation; nothing after the evaluation."""
+    evaluation, then the explanations; nothing after the explanations."""
     chain = run.tags.get(CHAIN_TAG, run.run_id)
     tags = {**{k: v for k, v in run.tags.items() if k.startswith("llmoe/")}, CHAIN_TAG: chain}
     if run.job_name == "llmoe_job":
@@ -61,6 +61,11 @@ def next_step_requests(run: dg.DagsterRun, instance: dg.DagsterInstance) -> list
             return [
                 dg.RunRequest(run_key=f"{chain}-evaluation", job_name="evaluation_job", partition_key=ticker, tags=tags)
             ]
+    if run.job_name == "evaluation_job":
+        ticker = run.tags[PARTITION_TAG]
+        return [
+            dg.RunRequest(run_key=f"{chain}-explanations", job_name="explanations_job", partition_key=ticker, tags=tags)
+        ]
     return []
 
 
@@ -107,11 +112,12 @@ def build_automation(settings: Settings, jobs: list) -> tuple[list, list]:
     @dg.run_status_sensor(
         name="refresh_chain_sensor",
         run_status=dg.DagsterRunStatus.SUCCESS,
-        monitored_jobs=[by_name["llmoe_job"], by_name["experts_job"]],
-        request_jobs=[by_name["experts_job"], by_name["evaluation_job"]],
+        monitored_jobs=[by_name["llmoe_job"], by_name["experts_job"], by_name["evaluation_job"]],
+        request_jobs=[by_name["experts_job"], by_name["evaluation_job"], by_name["explanations_job"]],
         minimum_interval_seconds=5,
         default_status=dg.DefaultSensorStatus.RUNNING,
-        description="Continues a ticker's refresh: llmoe_job → experts_job (each regime) → evaluation_job.",
+        description="Continues a ticker's refresh: llmoe_job → experts_job (each regime) → evaluation_job → "
+        "explanations_job.",
     )
     def refresh_chain_sensor(context: dg.RunStatusSensorContext):
         requests = next_step_requests(context.dagster_run, context.instance)

@@ -151,6 +151,26 @@ class LabelCache:
                 raise
         return len(rows)
 
+    def put_explanations(self, explanations: Iterable[tuple[str, str]]) -> int:
+        """Fill in the explanation of labels already stored, (key, explanation) pairs, in one transaction: p_optimistic
+        is left as it was (bit for bit), an explanation already stored is kept, a key without a label is skipped.
+        Returns how many labels got their explanation now."""
+        rows = [(text, key) for key, text in explanations]
+        with _damage_is_clear(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._conn.total_changes
+                self._conn.executemany(
+                    "UPDATE router_labels SET explanation = ? WHERE key = ? AND explanation IS NULL", rows
+                )
+                filled = self._conn.total_changes - before
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        return filled
+
     def __len__(self) -> int:
         with _damage_is_clear(self.path):
             return self._conn.execute("SELECT COUNT(*) FROM router_labels").fetchone()[0]

@@ -101,6 +101,95 @@ def label_windows(
     return out[LABEL_COLUMNS]
 
 
+EXPLANATION_COLUMNS = ["ticker", "date", "split", "explanation", "explained_now"]
+
+
+def explain_windows(
+    prompts_df: pd.DataFrame,
+    backend_factory: Callable,
+    cache: LabelCache,
+    explain_mask: Sequence[bool] | np.ndarray,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    progress: Progress | None = None,
+    model_id: str | None = None,
+    prompt_version: str = PROMPT_VERSION,
+) -> pd.DataFrame:
+    """The one-sentence explanations of the windows where explain_mask is True, after their labels (`label_windows`).
+
+    Cached by the labels' key: an explanation already stored is reused, a new one is filled in beside its label
+    (`put_explanations`: the label's p_optimistic is never rewritten, so labels are the same as without this step).
+    Only windows without one reach the model (the backend is created lazily: a fully explained run loads nothing);
+    a window whose label is not stored (a cache emptied since the labels) is stored whole. Returns one row per
+    window of the mask: ticker, date, split, explanation, explained_now.
+    """
+    model_id = model_id or getattr(backend_factory, "model_id", None)
+    if not model_id:
+        raise TypeError("explain_windows needs the model id for the cache key: pass model_id=...")
+    if batch_size < 1:
+        raise ValueError("batch_size must be >= 1")
+    mask = np.asarray(explain_mask, dtype=bool)
+    if mask.shape != (len(prompts_df),):
+        raise ValueError(f"explain_mask has shape {mask.shape}, expected ({len(prompts_df)},)")
+    asked = prompts_df[mask].reset_index(drop=True)
+    prompts = asked["prompt"].tolist()
+    keys = [cache_key(model_id, prompt_version, p) for p in prompts]
+    cached = cache.get_many(keys)
+    todo = {k: p for k, p in zip(keys, prompts) if k not in cached or cached[k].explanation is None}
+    computed: dict[str, str] = {}
+    if todo:
+        computed = _explain_uncached(
+            todo, cached, backend_factory, cache, model_id, prompt_version, batch_size, progress
+        )
+    out = asked[["ticker", "date", "split"]].copy()
+    texts = [computed[k] if k in computed else cached[k].explanation for k in keys]
+    out["explanation"] = pd.Series(texts, dtype=object)
+    out["explained_now"] = np.array([k in todo for k in keys], dtype=bool)
+    return out[EXPLANATION_COLUMNS]
+
+
+def _explain_uncached(
+    todo: dict[str, str],
+    cached: dict,
+    backend_factory: Callable,
+    cache: LabelCache,
+    model_id: str,
+    prompt_version: str,
+    batch_size: int,
+    progress: Progress | None,
+) -> dict[str, str]:
+    """Explain `todo` (cache key -> prompt) batch by batch, committing each batch to the cache."""
+    items, computed = list(todo.items()), {}
+    backend = backend_factory()
+    try:
+        if backend.model_id != model_id:
+            raise RuntimeError(
+                f"the backend serves {backend.model_id!r} but labels were keyed for {model_id!r}: "
+                "refusing to mix models in the cache"
+            )
+        started = time.perf_counter()
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            # The default path explains from its scoring pass's keys and values: the p it returns is discarded for a
+            # stored label (kept bit for bit) and stored only for a window whose label is missing.
+            p_opt, texts = backend.score_and_explain([p for _, p in batch], [True] * len(batch))
+            explained = {k: t or "" for (k, _), t in zip(batch, texts)}
+            cache.put_explanations((k, t) for k, t in explained.items() if k in cached)
+            cache.put_many(
+                CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), explained[k])
+                for (k, p), q in zip(batch, p_opt)
+                if k not in cached
+            )
+            computed.update(explained)
+            done = start + len(batch)
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            log.info("router: %d/%d windows explained (%.2f prompts/s)", done, len(items), rate)
+            if progress is not None:
+                progress(done, len(items), rate)
+    finally:
+        backend.close()
+    return computed
+
+
 def other_kernel_families(
     cache: LabelCache, prompts_df: pd.DataFrame, model_id: str, prompt_version: str = PROMPT_VERSION
 ) -> dict[str, int]:

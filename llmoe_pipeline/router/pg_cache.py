@@ -4,7 +4,8 @@ single-machine default; `router.cache.open_label_cache` picks one from `storage.
 
 - one batch = one transaction (`put_many`): a run killed mid-way, or a worker whose connection drops, keeps every
   batch committed before and none of the batch in flight;
-- an entry without an explanation keeps an explanation already stored for the same key (`COALESCE`);
+- an entry without an explanation keeps an explanation already stored for the same key (`COALESCE`), and
+  `put_explanations` fills in the explanation of a stored label later (the explanation step) without touching its p;
 - concurrent writers of the same key (two runs labelling the same window) are serialized by the primary key's
   `ON CONFLICT DO UPDATE`; the table is created under an advisory lock, so two workers starting at once do not
   race on `CREATE TABLE`.
@@ -122,6 +123,22 @@ class PostgresLabelCache:
         with self._transaction() as cur:
             execute_values(cur, _UPSERT, list(merged.values()), page_size=1000)
         return len(rows)
+
+    def put_explanations(self, explanations: Iterable[tuple[str, str]]) -> int:
+        """Fill in the explanation of labels already stored, (key, explanation) pairs, in one transaction: p_optimistic
+        is left as it was, an explanation already stored is kept, a key without a label is skipped. Returns how many
+        labels got their explanation now."""
+        rows = [(text, key) for key, text in dict(explanations).items()]
+        if not rows:
+            return 0
+        filled = 0
+        with self._transaction() as cur:
+            for text, key in rows:
+                cur.execute(
+                    "UPDATE router_labels SET explanation = %s WHERE key = %s AND explanation IS NULL", (text, key)
+                )
+                filled += cur.rowcount
+        return filled
 
     def __len__(self) -> int:
         with self._transaction() as cur:

@@ -12,6 +12,7 @@ from llmoe_pipeline.defs.io_manager import load_asset_value
 from llmoe_pipeline.defs.schedules import CHAIN_TAG, next_step_requests
 from llmoe_pipeline.models import ModelSet
 from llmoe_pipeline.runner import materializations, refresh_ticker
+from llmoe_pipeline.signals import read_history
 from llmoe_pipeline_tests import fakes
 from llmoe_pipeline_tests.defs.graph_support import fake_definitions, slice_settings
 from llmoe_pipeline_tests.model_fixtures import ALL_MODELS
@@ -37,6 +38,7 @@ def graph(tmp_path_factory, data_dir):
 def first_refresh(graph):
     settings, defs, instance = graph
     fakes.SCORED.clear()
+    fakes.EXPLAINED.clear()
     return materializations(refresh_ticker(defs, "AAPL", instance))
 
 
@@ -48,8 +50,58 @@ def test_one_refresh_materializes_every_asset_of_the_ticker(graph, first_refresh
     expected = (every - experts) | {f"{k}[{r}]" for k in experts for r in ("optimistic", "pessimistic")}
     assert set(first_refresh) == expected
     labels = first_refresh["router_labels"]
-    assert labels["labelled_now"] == labels["rows"] == len(fakes.SCORED) > 150
+    # Every window scored once by router_labels; router_explanations' scoring pass sees only the ones it explains.
+    assert labels["labelled_now"] == labels["rows"] == len(fakes.SCORED) - len(fakes.EXPLAINED) > 150
     assert all(first_refresh[k]["reused_from_cache"] is False for k in MODELS)
+
+
+def test_labels_come_first_and_the_explanations_step_explains_after_the_results(graph, first_refresh):
+    settings, defs, instance = graph
+    labels, explained = first_refresh["router_labels"], first_refresh["router_explanations"]
+    # router_labels scored every window and explained none (a cold cache: nothing to show yet).
+    assert labels["explained_per_split"] == {
+        split: {"windows": counts["windows"], "explained": 0} for split, counts in labels["explained_per_split"].items()
+    }
+    assert set(settings.protocol.router.explain_splits) == {"test", "live"}
+    splits = labels["explained_per_split"]
+    wanted = splits["test"]["windows"] + splits["live"]["windows"]
+    # router_explanations explained exactly the test and live windows, each once (the fake counts explain calls).
+    assert explained["rows"] == explained["explained_now"] == len(fakes.EXPLAINED) == wanted > 10
+    assert explained["explained_per_split"] == {
+        "test": {"windows": splits["test"]["windows"], "explained": splits["test"]["windows"]},
+        "live": {"windows": 1, "explained": 1},
+    }
+    table = load_asset_value(settings.home / "assets", ["router_explanations"], "AAPL")
+    assert list(table.columns) == ["ticker", "date", "split", "explanation", "explained_now"]
+    assert table["explanation"].str.startswith("fake explanation").all()
+    # The explanations ran in their own run, after the evaluation run (the verdict and the signal) had finished.
+    runs = {r.job_name: r for r in instance.get_runs(filters=dg.RunsFilter(tags={"dagster/partition": "AAPL"}))}
+    last = instance.get_run_record_by_id(runs["explanations_job"].run_id)
+    evaluation = instance.get_run_record_by_id(runs["evaluation_job"].run_id)
+    assert last is not None and evaluation is not None and evaluation.end_time <= last.start_time
+    # The live signal was recorded without an explanation, then got the live window's filled in.
+    signal = defs.load_asset_value("trading_signals", partition_key="AAPL", instance=instance)
+    assert len(signal) == 1 and signal["explanation"].iloc[0] == ""
+    live = table[table["split"] == "live"].iloc[0]
+    history = read_history(settings.home / "signals", ["AAPL"])
+    assert history["as_of"].iloc[0] == live["date"].date()
+    assert history["explanation"].iloc[0] == live["explanation"] != ""
+    assert history["position"].iloc[0] == signal["position"].iloc[0]
+
+
+def test_nothing_of_the_results_depends_on_the_explanations(graph):
+    settings, defs, instance = graph
+    asset_graph = defs.resolve_asset_graph()
+    explanations = dg.AssetKey("router_explanations")
+    assert asset_graph.get(explanations).child_keys == set()  # upstream of nothing
+    assert dg.AssetKey("router_labels") in asset_graph.get(explanations).parent_keys
+    for key in ("significance", "trading_signals", "backtest_results", "llmoe_search/llm", "router_diagnostics"):
+        upstream = dg.AssetSelection.assets(dg.AssetKey.from_user_string(key)).upstream().resolve(asset_graph)
+        assert dg.AssetKey("router_labels") in upstream and explanations not in upstream, key
+    # Only the last job of a refresh runs them; the other three never do.
+    for name in ("llmoe_job", "experts_job", "evaluation_job"):
+        assert explanations not in defs.resolve_job_def(name).asset_layer.selected_asset_keys, name
+    assert defs.resolve_job_def("explanations_job").asset_layer.selected_asset_keys == {explanations}
 
 
 def test_experts_are_partitioned_by_ticker_and_regime(graph, first_refresh):
@@ -85,8 +137,17 @@ def test_predictions_and_results_cover_every_model_and_seed(graph, first_refresh
 def test_second_refresh_labels_nothing_and_reuses_every_model(graph, first_refresh):
     settings, defs, instance = graph
     fakes.SCORED.clear()
+    fakes.EXPLAINED.clear()
     again = materializations(refresh_ticker(defs, "AAPL", instance))
     assert fakes.SCORED == [] and again["router_labels"]["labelled_now"] == 0
+    # The explanations are cached too: none generated, and router_labels now shows the cached ones.
+    assert fakes.EXPLAINED == [] and again["router_explanations"]["explained_now"] == 0
+    assert again["router_explanations"]["from_cache"] == first_refresh["router_explanations"]["rows"]
+    shown = again["router_labels"]["explained_per_split"]
+    assert {k: shown[k] for k in ("test", "live")} == first_refresh["router_explanations"]["explained_per_split"]
+    assert shown["train"]["explained"] == shown["validation"]["explained"] == 0
+    labels = load_asset_value(settings.home / "assets", ["router_labels"], "AAPL")
+    assert labels["explanation"].notna().sum() == first_refresh["router_explanations"]["rows"]
     for key in MODELS:
         assert again[key]["reused_from_cache"] is True, key
         assert again[key]["fingerprint"] == first_refresh[key]["fingerprint"], key
@@ -117,7 +178,12 @@ def test_chain_sensor_continues_a_refresh_step_by_step(graph, first_refresh):
     lone = instance.get_runs(filters=dg.RunsFilter(job_name="experts_job", tags=chain), limit=1)[0]
     instance.delete_run(done[0].run_id if lone.run_id == done[1].run_id else done[1].run_id)
     assert next_step_requests(lone, instance) == []
-    assert next_step_requests(runs["evaluation_job"], instance) == []
+    last = next_step_requests(runs["evaluation_job"], instance)
+    assert [(r.job_name, r.partition_key) for r in last] == [("explanations_job", "AAPL")]
+    assert (
+        last[0].run_key == f"{runs['evaluation_job'].tags.get(CHAIN_TAG, runs['evaluation_job'].run_id)}-explanations"
+    )
+    assert next_step_requests(runs["explanations_job"], instance) == []
 
 
 def test_adding_a_baseline_is_one_registry_entry_and_its_fit_function(tmp_path, data_dir, monkeypatch):

@@ -77,7 +77,9 @@ def replay(tmp_path_factory, data_dir):
     for night in nights:
         _reveal(data_dir, data, str(night))
         fakes.SCORED.clear()
-        per_night.append((night, _nightly(defs, instance, night), len(fakes.SCORED)))
+        fakes.EXPLAINED.clear()
+        done = _nightly(defs, instance, night)
+        per_night.append((night, done, (len(fakes.SCORED) - len(fakes.EXPLAINED), len(fakes.EXPLAINED))))
         snapshots[night] = defs.load_asset_value("predictions", partition_key="AAPL", instance=instance)
     assert SLICE_START < CUT and len(prices) > 0
     return settings, defs, instance, first, per_night, snapshots, data
@@ -87,9 +89,12 @@ def test_each_night_labels_one_window_per_ticker_and_appends_one_signal_dated_th
     settings, defs, instance, first, per_night, _, _ = replay
     assert len(per_night) == NIGHTS
     folder = settings.home / "signals"
-    for night, done, scored in per_night:
-        assert scored == len(SLICE_TICKERS), night  # one new window per ticker reached "the model"
+    for night, done, (labelled, explained) in per_night:
+        assert labelled == len(SLICE_TICKERS), night  # one new window per ticker reached "the model"
+        assert explained == len(SLICE_TICKERS), night  # and was explained after the results (its live window)
         for ticker in SLICE_TICKERS:
+            assert done[ticker]["router_explanations"]["explained_now"] == 1, (night, ticker)
+            assert done[ticker]["router_explanations"]["signals_explained_now"] == 1, (night, ticker)
             assert done[ticker]["router_labels"]["labelled_now"] == 1, (night, ticker)
             assert done[ticker]["feature_windows"]["live_as_of"] == str(night)
             assert done[ticker]["trading_signals"]["new_signals"] == 1, (night, ticker)
@@ -98,6 +103,7 @@ def test_each_night_labels_one_window_per_ticker_and_appends_one_signal_dated_th
     for ticker in SLICE_TICKERS:
         days = history.loc[history["ticker"] == ticker, "as_of"].astype(str).tolist()
         assert days == [CUT] + [str(n) for n, _, _ in per_night]  # no day missing, none twice
+    assert history["explanation"].str.startswith("fake explanation").all()  # each filled in after its signal
 
 
 def test_models_are_retrained_exactly_when_the_month_turns(replay):

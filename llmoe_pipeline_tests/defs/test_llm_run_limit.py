@@ -1,5 +1,6 @@
 """A run waiting for the language model waits in the run queue (no process), not in its run spinning a core: the
-runs of the one job with language-model steps carry a tag that dagster.yaml limits to one run at a time."""
+runs of the jobs with language-model steps (labels, explanations) carry a tag that dagster.yaml limits to one run at
+a time."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from llmoe_pipeline_tests.defs.graph_support import fake_definitions, slice_sett
 
 def test_only_the_job_with_language_model_steps_carries_the_tag(tmp_path, data_dir):
     defs = fake_definitions(slice_settings(tmp_path, data_dir))
-    router = dg.AssetKey("router_labels")
-    for name in ("llmoe_job", "experts_job", "evaluation_job"):
+    llm_assets = {dg.AssetKey("router_labels"), dg.AssetKey("router_explanations")}
+    for name in ("llmoe_job", "experts_job", "evaluation_job", "explanations_job"):
         job = defs.resolve_job_def(name)
-        has_llm_steps = router in job.asset_layer.selected_asset_keys
-        assert (LLM_RUN_TAG in job.tags) == has_llm_steps == (name == "llmoe_job"), name
+        has_llm_steps = bool(llm_assets & job.asset_layer.selected_asset_keys)
+        assert (LLM_RUN_TAG in job.tags) == has_llm_steps == (name in ("llmoe_job", "explanations_job")), name
 
 
 def test_the_project_instance_queues_a_second_llm_run(tmp_path):

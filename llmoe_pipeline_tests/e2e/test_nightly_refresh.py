@@ -81,9 +81,10 @@ def test_weekday_schedule_tick_refreshes_incrementally(tmp_path, data_dir, conve
     assert len({r.run_key for r in requests}) == len(requests)  # one refresh per ticker per tick
     after = refresh(defs, instance, requests)
     nightly = instance.get_runs(filters=dg.RunsFilter(tags={"llmoe/trigger": "nightly"}))
-    # Each ticker's refresh: llmoe_job, the experts of both regimes, the evaluation — all tagged nightly.
+    # Each ticker's refresh: llmoe_job, the experts of both regimes, the evaluation, the explanations — all tagged
+    # nightly.
     assert sorted((r.job_name, r.tags["dagster/partition"]) for r in nightly) == sorted(
-        [(job, t) for t in SLICE_TICKERS for job in ("llmoe_job", "evaluation_job")]
+        [(job, t) for t in SLICE_TICKERS for job in ("llmoe_job", "evaluation_job", "explanations_job")]
         + [("experts_job", f"{regime}|{t}") for t in SLICE_TICKERS for regime in ("optimistic", "pessimistic")]
     )
     assert {r.status for r in nightly} == {dg.DagsterRunStatus.SUCCESS}

@@ -17,7 +17,7 @@ from llmoe_pipeline_tests.e2e.support import mlflow_runs
 
 TICKER = "AAPL"
 RUN_TIMEOUT_S = 780  # labelling ~330 windows takes 1-2 min idle, several on a shared 2-core CPU; pytest stops at 900 s
-CHAIN_JOBS = ["llmoe_job", "experts_job", "experts_job", "evaluation_job"]
+CHAIN_JOBS = ["llmoe_job", "experts_job", "experts_job", "evaluation_job", "explanations_job"]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # One child run per seed; Buy&Hold has one run. The free router ablations are LLMoE models of their own.
 SEEDED_MODELS = {
@@ -65,8 +65,8 @@ def chain_runs(dagster_dev, first_run_id: str) -> list[dict]:
 
 
 def wait_for_refresh(client: DagsterGraphQLClient, dagster_dev, run_id: str, timeout_s: float) -> list[dict]:
-    """The first run, then the runs the chain sensor started after it, until the evaluation run has finished or a
-    run failed. Returns every run of the refresh (first run included) with its final status."""
+    """The first run, then the runs the chain sensor started after it, until the explanations run (the last) has
+    finished or a run failed. Returns every run of the refresh (first run included) with its final status."""
     deadline = time.time() + timeout_s
     while time.time() < deadline:
         first = client.get_run_status(run_id)
@@ -76,7 +76,7 @@ def wait_for_refresh(client: DagsterGraphQLClient, dagster_dev, run_id: str, tim
             "FAILURE" in statuses
             or "CANCELED" in statuses
             or first == DagsterRunStatus.FAILURE
-            or any(r["jobName"] == "evaluation_job" and r["status"] in ("SUCCESS", "FAILURE") for r in chain)
+            or any(r["jobName"] == "explanations_job" and r["status"] in ("SUCCESS", "FAILURE") for r in chain)
         ):
             break
         time.sleep(3)
@@ -97,7 +97,7 @@ def test_job_launched_over_graphql_refreshes_the_ticker_and_logs_to_mlflow(dagst
             details += [f"{e['stepKey']}: {e['error']['message']}" for e in events["events"] if "stepKey" in e]
         raise AssertionError(f"refresh {runs} after <= {RUN_TIMEOUT_S} s: {details}\n{dagster_dev.log_tail()}")
     partitions = sorted(r["tags"].get("dagster/partition") for r in runs[1:])
-    assert partitions == sorted([TICKER, f"optimistic|{TICKER}", f"pessimistic|{TICKER}"])
+    assert partitions == sorted([TICKER, TICKER, f"optimistic|{TICKER}", f"pessimistic|{TICKER}"])
     evaluation_run = next(r["runId"] for r in runs if r["jobName"] == "evaluation_job")
 
     # The asset value, where the IO manager keeps it: every model × seed × split × cost of this ticker only.

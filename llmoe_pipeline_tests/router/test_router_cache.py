@@ -18,7 +18,7 @@ from llmoe_pipeline.data import daily_news
 from llmoe_pipeline.features import build_features
 from llmoe_pipeline.router.backends import RouterBackend, RouterBackendConfig, make_backend
 from llmoe_pipeline.router.cache import CacheEntry, LabelCache, cache_key
-from llmoe_pipeline.router.labels import label_windows
+from llmoe_pipeline.router.labels import explain_windows, label_windows
 from llmoe_pipeline.router.model import model_id_of
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, build_prompts
 from llmoe_pipeline_tests.router_support import SHORT, real_prompts, reference_data
@@ -148,12 +148,29 @@ def test_explanations_are_requested_only_where_missing(tmp_path, backend, window
     assert third["from_cache"].all() and third["explanation"].notna().all()
 
 
+def test_the_explanation_step_fills_in_what_labelling_with_explanations_gave(tmp_path, backend, windows, reference_p):
+    """Labels first, explanations later (router_explanations): the same p, bit for bit, and the same sentences as
+    one labelling pass that explained as it scored."""
+    two, mask = windows.head(3), [False, True, True]
+    with LabelCache(tmp_path / "together.sqlite") as cache:
+        together = label_windows(two, CountingFactory(backend), cache, explain_mask=mask)
+    factory = CountingFactory(backend)
+    with LabelCache(tmp_path / "apart.sqlite") as cache:
+        labels = label_windows(two, factory, cache)
+        explained = explain_windows(two, factory, cache, mask)
+        warm = label_windows(two, must_not_load, cache, model_id=backend.model_id)
+    assert np.array_equal(labels["p_optimistic"], reference_p[:3])
+    assert np.array_equal(warm["p_optimistic"], together["p_optimistic"])
+    assert explained["explanation"].tolist() == together["explanation"].iloc[1:].tolist()
+    assert warm["explanation"].tolist() == together["explanation"].tolist()
+
+
 def _kill_script(prompts_path, marker, cache_path) -> str:
     return textwrap.dedent(f"""
         import pandas as pd
         from llmoe_pipeline.router.backends import BackendSpec, RouterBackendConfig
         from llmoe_pipeline.router.cache import LabelCache
-        from llmoe_pipeline.router.labels import label_windows
+        from llmoe_pipeline.router.labels import explain_windows, label_windows
 
         def progress(done, total, rate):
             with open({str(marker)!r}, "a") as fh:

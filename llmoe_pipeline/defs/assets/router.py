@@ -7,12 +7,14 @@ import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.defs.checks import OWNERS, checks_then_output, retry_only
+from llmoe_pipeline.defs.jobs import EXPLANATIONS_TAG
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
-from llmoe_pipeline.defs.resources import LLMRouterResource, ProtocolResource
+from llmoe_pipeline.defs.resources import LLMRouterResource, ModelStoreResource, ProtocolResource
 from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, apply_threshold, fit_threshold, regime_counts, too_few_windows
 from llmoe_pipeline.router.backends.openai import ServerUnavailableError
 from llmoe_pipeline.router.labels import (
+    explain_windows,
     kernel_family_warning,
     label_windows,
     other_kernel_families,
@@ -20,6 +22,7 @@ from llmoe_pipeline.router.labels import (
 )
 from llmoe_pipeline.router.prompt import configured_prompts, prompt_version
 from llmoe_pipeline.routing import RULE_SCORES, RouterVariant, random_scores
+from llmoe_pipeline.signals import fill_explanations
 
 RETRY_DELAY_S = 5  # a router server that is restarting answers again within seconds
 
@@ -81,9 +84,10 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
         code_version=version,
         check_specs=[_trainable_check(name), _kernel_family_check_spec(name)],
         description=f"Router variant `{variant.name}`: {variant.description}. p_optimistic per window, with "
-        "an explanation, model id and prompt hash; cached by content (only windows whose model, "
-        "prompt version and prompt text are new reach the model); the threshold is fitted on the "
-        "training windows only.",
+        "model id and prompt hash; cached by content (only windows whose model, prompt version and prompt text are "
+        "new reach the model); the threshold is fitted on the training windows only. Scores only: the explanation "
+        f"column holds the ones already in the cache (`{explanations_asset_name(variant)}` generates the rest, "
+        "after the results).",
     )
     def router(
         context: dg.AssetExecutionContext,
@@ -95,7 +99,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
     ):
         cfg = protocol.config
         windows = feature_windows[feature_windows["split"] != "none"]
-        prompts, explain = configured_prompts(windows, raw_headlines, raw_prices, cfg, parts)
+        prompts, _ = configured_prompts(windows, raw_headlines, raw_prices, cfg, parts)
         started, last_log = time.time(), [0.0]
 
         def progress(done: int, total: int, rate: float) -> None:
@@ -109,7 +113,6 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
                 prompts,
                 llm_router.backend_factory(),
                 cache,
-                explain_mask=explain,
                 batch_size=llm_router.config.batch_size,
                 progress=progress,
                 prompt_version=version,
@@ -136,6 +139,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
                 "prompt_version": version,
                 "label_balance": dg.MetadataValue.json(regime_counts(labels)),
                 "p_optimistic_mean": float(labels["p_optimistic"].mean()),
+                "explained_per_split": dg.MetadataValue.json(explained_per_split(labels)),
                 "example_prompt": dg.MetadataValue.md(f"```\n{prompts['prompt'].iloc[-1]}\n```"),
                 "recent_explanations": dg.MetadataValue.md(
                     sample[["date", "label", "p_optimistic", "explanation"]].astype(str).to_markdown(index=False)
@@ -146,6 +150,102 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
         )
 
     return router
+
+
+def explanations_asset_name(variant: RouterVariant) -> str:
+    """router_labels -> router_explanations, router_labels_prices_only -> router_explanations_prices_only."""
+    return variant.routing_asset.replace("router_labels", "router_explanations", 1)
+
+
+def explained_per_split(table: pd.DataFrame) -> dict[str, dict[str, int]]:
+    """Per split: windows, and how many of them have an explanation."""
+    has = table["explanation"].map(lambda e: isinstance(e, str) and e.strip() != "")
+    return {
+        str(split): {"windows": int(len(group)), "explained": int(has[group.index].sum())}
+        for split, group in table.groupby("split", sort=False)
+    }
+
+
+def llm_explanations_asset(partitions: Partitions, variant: RouterVariant, pool: str | None = "llm"):
+    """The one-sentence explanations of an LLM variant's windows in `router.explain_splits`, off the critical path:
+    downstream of its labels and upstream of nothing, run by `explanations_job` after a refresh's evaluation."""
+    name, parts = explanations_asset_name(variant), variant.prompt_parts or ()
+    version = prompt_version(parts)
+
+    @dg.asset(
+        name=name,
+        partitions_def=partitions.tickers,
+        group_name="router",
+        kinds={"vllm", "parquet"},
+        owners=OWNERS,
+        pool=pool,
+        tags={EXPLANATIONS_TAG: "true"},
+        retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_S, backoff=dg.Backoff.EXPONENTIAL),
+        code_version=version,
+        ins={"labels": dg.AssetIn(variant.routing_asset)},
+        description=f"Router variant `{variant.name}`: a one-sentence explanation of each window of the splits in "
+        "`router.explain_splits` (the live window included), generated after the results so that the verdict and "
+        "the signal never wait for them. Cached beside the labels (the label cache's key; a label's p is never "
+        "rewritten): a second run generates nothing.",
+    )
+    def explanations(
+        context: dg.AssetExecutionContext,
+        protocol: ProtocolResource,
+        llm_router: LLMRouterResource,
+        feature_windows: pd.DataFrame,
+        raw_prices: pd.DataFrame,
+        raw_headlines: pd.DataFrame,
+        model_store: ModelStoreResource,
+        labels: pd.DataFrame,
+    ) -> dg.Output:
+        cfg = protocol.config
+        windows = feature_windows[feature_windows["split"] != "none"]
+        prompts, explain = configured_prompts(windows, raw_headlines, raw_prices, cfg, parts)
+        started, last_log = time.time(), [0.0]
+
+        def progress(done: int, total: int, rate: float) -> None:
+            if time.time() - last_log[0] > 10 or done == total:
+                last_log[0] = time.time()
+                progress_log(context, f"router: {done}/{total} windows explained ({rate:.2f} prompts/s)")
+
+        model_id = str(labels["model_id"].iloc[0]) if len(labels) else None
+        with retry_only(ServerUnavailableError, TimeoutError), llm_router.cache() as cache:
+            table = explain_windows(
+                prompts,
+                llm_router.backend_factory(),
+                cache,
+                explain,
+                batch_size=llm_router.config.batch_size,
+                progress=progress,
+                model_id=model_id,
+                prompt_version=version,
+            )
+        n_new = int(table["explained_now"].sum())
+        # The signal of a day is recorded before its window is explained: fill its explanation in (the paper's
+        # router only; the decision itself is never rewritten). Only the explanations generated now can be missing
+        # from a recorded signal, so a night's cost does not grow with the length of the signal history.
+        new = table[table["explained_now"]]
+        filled = fill_explanations(model_store.signals_dir(), new) if variant.name == "llm" and len(new) else []
+        sample = table.tail(5)
+        return dg.Output(
+            table,
+            metadata={
+                "rows": len(table),
+                "explained_now": n_new,
+                "from_cache": len(table) - n_new,
+                "seconds": round(time.time() - started, 1),
+                "explained_per_split": dg.MetadataValue.json(explained_per_split(table)),
+                "splits": dg.MetadataValue.json(list(cfg.router.explain_splits)),
+                "signals_explained_now": len(filled),
+                "recent_explanations": dg.MetadataValue.md(
+                    sample[["date", "split", "explanation"]].astype(str).to_markdown(index=False)
+                    if len(sample)
+                    else "(none)"
+                ),
+            },
+        )
+
+    return explanations
 
 
 def rule_router_asset(partitions: Partitions, variant: RouterVariant):
@@ -180,10 +280,11 @@ def rule_router_asset(partitions: Partitions, variant: RouterVariant):
 
 
 def build_router_assets(partitions: Partitions, variants: list[RouterVariant], llm_pool: str | None = "llm") -> list:
-    """One routing asset per enabled variant that has a score (`single` has none); the language model's claim
-    a slot of `llm_pool` (None: no pool)."""
-    return [
+    """One routing asset per enabled variant that has a score (`single` has none), and one explanations asset per
+    LLM variant; the language model's claim a slot of `llm_pool` (None: no pool)."""
+    routers = [
         llm_router_asset(partitions, v, llm_pool) if v.is_llm else rule_router_asset(partitions, v)
         for v in variants
         if v.experts
     ]
+    return routers + [llm_explanations_asset(partitions, v, llm_pool) for v in variants if v.experts and v.is_llm]

@@ -84,7 +84,11 @@ def build_signal_assets(partitions: Partitions, variants: list[RouterVariant]) -
     ) -> dg.Output:
         """The position for the next session: the LLM router's regime, p_optimistic and explanation, the routed
         expert's P(up) over seeds, every baseline's position, and the models that produced it. Appended (once per
-        day, atomically) to the signal history; a night that failed is filled in by the next one."""
+        day, atomically) to the signal history; a night that failed is filled in by the next one.
+
+        The explanation is the one router_labels found in the label cache: the signal never waits for one (it does
+        not depend on router_explanations, which runs after the results and fills the day's explanation into the
+        recorded signal, `signals.fill_explanations`)."""
         cfg, ticker = protocol.config, context.partition_key
         folder = model_store.signals_dir()
         rows = days_to_signal(feature_windows, recorded_days(folder, ticker))
