@@ -147,6 +147,37 @@ def explain_windows(
     return out[EXPLANATION_COLUMNS]
 
 
+def _in_batches(
+    items: list,
+    backend_factory: Callable,
+    model_id: str,
+    batch_size: int,
+    progress: Progress | None,
+    verb: str,
+    work: Callable,
+) -> None:
+    """Open the backend once, refuse another model than the cache key's, and run `work(backend, batch)` batch by
+    batch (each batch committed to the cache by `work`), logging progress as windows `verb`."""
+    backend = backend_factory()
+    try:
+        if backend.model_id != model_id:
+            raise RuntimeError(
+                f"the backend serves {backend.model_id!r} but labels were keyed for {model_id!r}: "
+                "refusing to mix models in the cache"
+            )
+        started = time.perf_counter()
+        for start in range(0, len(items), batch_size):
+            batch = items[start : start + batch_size]
+            work(backend, batch)
+            done = start + len(batch)
+            rate = done / max(time.perf_counter() - started, 1e-9)
+            log.info("router: %d/%d windows %s (%.2f prompts/s)", done, len(items), verb, rate)
+            if progress is not None:
+                progress(done, len(items), rate)
+    finally:
+        backend.close()
+
+
 def _explain_uncached(
     todo: dict[str, str],
     cached: dict,
@@ -158,35 +189,22 @@ def _explain_uncached(
     progress: Progress | None,
 ) -> dict[str, str]:
     """Explain `todo` (cache key -> prompt) batch by batch, committing each batch to the cache."""
-    items, computed = list(todo.items()), {}
-    backend = backend_factory()
-    try:
-        if backend.model_id != model_id:
-            raise RuntimeError(
-                f"the backend serves {backend.model_id!r} but labels were keyed for {model_id!r}: "
-                "refusing to mix models in the cache"
-            )
-        started = time.perf_counter()
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            # The default path explains from its scoring pass's keys and values: the p it returns is discarded for a
-            # stored label (kept bit for bit) and stored only for a window whose label is missing.
-            p_opt, texts = backend.score_and_explain([p for _, p in batch], [True] * len(batch))
-            explained = {k: t or "" for (k, _), t in zip(batch, texts)}
-            cache.put_explanations((k, t) for k, t in explained.items() if k in cached)
-            cache.put_many(
-                CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), explained[k])
-                for (k, p), q in zip(batch, p_opt)
-                if k not in cached
-            )
-            computed.update(explained)
-            done = start + len(batch)
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            log.info("router: %d/%d windows explained (%.2f prompts/s)", done, len(items), rate)
-            if progress is not None:
-                progress(done, len(items), rate)
-    finally:
-        backend.close()
+    computed: dict[str, str] = {}
+
+    def work(backend, batch: list[tuple[str, str]]) -> None:
+        # The default path explains from its scoring pass's keys and values: the p it returns is discarded for a
+        # stored label (kept bit for bit) and stored only for a window whose label is missing.
+        p_opt, texts = backend.score_and_explain([p for _, p in batch], [True] * len(batch))
+        explained = {k: t or "" for (k, _), t in zip(batch, texts)}
+        cache.put_explanations((k, t) for k, t in explained.items() if k in cached)
+        cache.put_many(
+            CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), explained[k])
+            for (k, p), q in zip(batch, p_opt)
+            if k not in cached
+        )
+        computed.update(explained)
+
+    _in_batches(list(todo.items()), backend_factory, model_id, batch_size, progress, "explained", work)
     return computed
 
 
@@ -237,33 +255,18 @@ def _label_uncached(
     progress: Progress | None,
 ) -> dict[str, tuple[float, str | None]]:
     """Label `todo` (cache key -> (prompt, explain?)) batch by batch, committing each batch to the cache."""
-    items = list(todo.items())
     computed: dict[str, tuple[float, str | None]] = {}
-    backend = backend_factory()
-    try:
-        if backend.model_id != model_id:
-            raise RuntimeError(
-                f"the backend serves {backend.model_id!r} but labels were keyed for {model_id!r}: "
-                "refusing to mix models in the cache"
-            )
-        started = time.perf_counter()
-        for start in range(0, len(items), batch_size):
-            batch = items[start : start + batch_size]
-            texts = [p for _, (p, _) in batch]
-            p_opt, explanations = backend.score_and_explain(texts, [e for _, (_, e) in batch])
-            if len(p_opt) != len(batch) or not np.all((p_opt >= 0) & (p_opt <= 1)):
-                raise RuntimeError(f"backend returned invalid p_optimistic for a batch of {len(batch)}: {p_opt[:5]}")
-            cache.put_many(
-                CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), ex)
-                for (k, (p, _)), q, ex in zip(batch, p_opt, explanations)
-            )
-            for (k, _), q, ex in zip(batch, p_opt, explanations):
-                computed[k] = (float(q), ex)
-            done = start + len(batch)
-            rate = done / max(time.perf_counter() - started, 1e-9)
-            log.info("router: %d/%d windows labelled (%.2f prompts/s)", done, len(items), rate)
-            if progress is not None:
-                progress(done, len(items), rate)
-    finally:
-        backend.close()
+
+    def work(backend, batch: list[tuple[str, tuple[str, bool]]]) -> None:
+        p_opt, explanations = backend.score_and_explain([p for _, (p, _) in batch], [e for _, (_, e) in batch])
+        if len(p_opt) != len(batch) or not np.all((p_opt >= 0) & (p_opt <= 1)):
+            raise RuntimeError(f"backend returned invalid p_optimistic for a batch of {len(batch)}: {p_opt[:5]}")
+        cache.put_many(
+            CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), ex)
+            for (k, (p, _)), q, ex in zip(batch, p_opt, explanations)
+        )
+        for (k, _), q, ex in zip(batch, p_opt, explanations):
+            computed[k] = (float(q), ex)
+
+    _in_batches(list(todo.items()), backend_factory, model_id, batch_size, progress, "labelled", work)
     return computed

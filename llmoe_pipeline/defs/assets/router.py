@@ -27,6 +27,18 @@ from llmoe_pipeline.signals import fill_explanations
 RETRY_DELAY_S = 5  # a router server that is restarting answers again within seconds
 
 
+def progress_every_10s(context: dg.AssetExecutionContext, verb: str):
+    """A progress callback for label_windows/explain_windows: a line in the run's log at most every 10 s."""
+    last_log = [0.0]
+
+    def progress(done: int, total: int, rate: float) -> None:
+        if time.time() - last_log[0] > 10 or done == total:
+            last_log[0] = time.time()
+            progress_log(context, f"router: {done}/{total} windows {verb} ({rate:.2f} prompts/s)")
+
+    return progress
+
+
 def _trainable_check(asset: str) -> dg.AssetCheckSpec:
     return dg.AssetCheckSpec(
         "both_regimes_trainable",
@@ -69,19 +81,27 @@ def _kernel_family_check(model_id: str, others: dict[str, int], prompts: int) ->
     )
 
 
+def _language_model_asset(name: str, partitions: Partitions, pool: str | None, version: str) -> dict:
+    """What the labelling and the explaining assets share: one ticker a partition, the `llm` pool (one language
+    model in memory at a time, dagster.yaml: pool limit 1), retries on a busy server, the prompt version."""
+    return {
+        "name": name,
+        "partitions_def": partitions.tickers,
+        "group_name": "router",
+        "kinds": {"vllm", "parquet"},
+        "owners": OWNERS,
+        "pool": pool,
+        "retry_policy": dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_S, backoff=dg.Backoff.EXPONENTIAL),
+        "code_version": version,
+    }
+
+
 def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str | None = "llm"):
     name, parts = variant.routing_asset, variant.prompt_parts or ()
     version = prompt_version(parts)
 
     @dg.asset(
-        name=name,
-        partitions_def=partitions.tickers,
-        group_name="router",
-        kinds={"vllm", "parquet"},
-        owners=OWNERS,
-        pool=pool,  # "llm": one language model in memory at a time (dagster.yaml: pool limit 1)
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_S, backoff=dg.Backoff.EXPONENTIAL),
-        code_version=version,
+        **_language_model_asset(name, partitions, pool, version),
         check_specs=[_trainable_check(name), _kernel_family_check_spec(name)],
         description=f"Router variant `{variant.name}`: {variant.description}. p_optimistic per window, with "
         "model id and prompt hash; cached by content (only windows whose model, prompt version and prompt text are "
@@ -100,12 +120,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
         cfg = protocol.config
         windows = feature_windows[feature_windows["split"] != "none"]
         prompts, _ = configured_prompts(windows, raw_headlines, raw_prices, cfg, parts)
-        started, last_log = time.time(), [0.0]
-
-        def progress(done: int, total: int, rate: float) -> None:
-            if time.time() - last_log[0] > 10 or done == total:
-                last_log[0] = time.time()
-                progress_log(context, f"router: {done}/{total} windows labelled ({rate:.1f} prompts/s)")
+        started, progress = time.time(), progress_every_10s(context, "labelled")
 
         # A server that is down or busy may answer on the next try; anything else fails the same way again.
         with retry_only(ServerUnavailableError, TimeoutError), llm_router.cache() as cache:
@@ -173,15 +188,8 @@ def llm_explanations_asset(partitions: Partitions, variant: RouterVariant, pool:
     version = prompt_version(parts)
 
     @dg.asset(
-        name=name,
-        partitions_def=partitions.tickers,
-        group_name="router",
-        kinds={"vllm", "parquet"},
-        owners=OWNERS,
-        pool=pool,
+        **_language_model_asset(name, partitions, pool, version),
         tags={EXPLANATIONS_TAG: "true"},
-        retry_policy=dg.RetryPolicy(max_retries=2, delay=RETRY_DELAY_S, backoff=dg.Backoff.EXPONENTIAL),
-        code_version=version,
         ins={"labels": dg.AssetIn(variant.routing_asset)},
         description=f"Router variant `{variant.name}`: a one-sentence explanation of each window of the splits in "
         "`router.explain_splits` (the live window included), generated after the results so that the verdict and "
@@ -201,12 +209,7 @@ def llm_explanations_asset(partitions: Partitions, variant: RouterVariant, pool:
         cfg = protocol.config
         windows = feature_windows[feature_windows["split"] != "none"]
         prompts, explain = configured_prompts(windows, raw_headlines, raw_prices, cfg, parts)
-        started, last_log = time.time(), [0.0]
-
-        def progress(done: int, total: int, rate: float) -> None:
-            if time.time() - last_log[0] > 10 or done == total:
-                last_log[0] = time.time()
-                progress_log(context, f"router: {done}/{total} windows explained ({rate:.2f} prompts/s)")
+        started, progress = time.time(), progress_every_10s(context, "explained")
 
         model_id = str(labels["model_id"].iloc[0]) if len(labels) else None
         with retry_only(ServerUnavailableError, TimeoutError), llm_router.cache() as cache:
