@@ -109,7 +109,8 @@ def test_report_table_and_json(tmp_path, monkeypatch, capsys):
     assert "AAPL" in only and "MSFT" not in only
     assert cli.main(["report", "--format", "json"]) == 0
     report = json.loads(capsys.readouterr().out)
-    assert set(report) == {"results", "significance", "router_diagnostics", "walk_forward", "verdict"}
+    assert set(report) == {"results", "significance", "router_diagnostics", "walk_forward", "power", "track_record",
+                           "selection", "verdict"}  # fmt: skip
     assert report["significance"] == {"AAPL": {}, "MSFT": {}}  # not materialized in this home: empty, not made up
     records = report["results"]
     llmoe = next(r for r in records if r["ticker"] == "MSFT" and r["model"] == "LLMoE")

@@ -80,7 +80,7 @@ def _serialize(key: list[str], value: Any) -> tuple[str, bytes]:
 def load_asset_value(base_dir: Base, key: list[str], partition: str | None) -> Any:
     """Read a stored asset value (the IO manager's reader, also usable outside Dagster)."""
     from llmoe_pipeline.models.model_set import ModelSet
-    from llmoe_pipeline.models.serialization import SEARCH_FORMAT, ModelFileError, llmoe_search_from_json
+    from llmoe_pipeline.models.serialization import SEARCH_FORMATS, ModelFileError, llmoe_search_from_json
     from llmoe_pipeline.models.store import load_value
 
     store = _store(base_dir)
@@ -107,7 +107,7 @@ def load_asset_value(base_dir: Base, key: list[str], partition: str | None) -> A
             raw = json.loads(text)
         except ValueError:  # UnicodeDecodeError included
             raise ValueError(f"{where}: stored asset is not valid JSON; re-materialize {'/'.join(key)}") from None
-        if isinstance(raw, dict) and raw.get("format") == SEARCH_FORMAT:
+        if isinstance(raw, dict) and raw.get("format") in SEARCH_FORMATS:
             try:
                 return llmoe_search_from_json(text, where)
             except ModelFileError as exc:

@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
+from llmoe_pipeline.cpu import this_machine_kernel_family
 from llmoe_pipeline.router.backends import RECIPE, RouterBackendConfig, make_backend
 from llmoe_pipeline.router.backends.config import cpu_has_native_bf16
 from llmoe_pipeline.router.cache import LabelCache
@@ -43,7 +44,10 @@ def p_all(backend, windows) -> np.ndarray:
 def test_the_default_is_bfloat16_through_the_fixed_shape_recipe_on_this_cpu(backend):
     if not cpu_has_native_bf16():
         pytest.skip("no native bfloat16 on this CPU: the default is float32")
-    assert backend.model_id == f"{model_id_of('smollm2-135m-instruct')}+transformers-bfloat16-{RECIPE.id}"
+    family = this_machine_kernel_family("bfloat16")  # the kernels are part of the id (cpu.py)
+    assert backend.model_id == (
+        f"{model_id_of('smollm2-135m-instruct')}+transformers-bfloat16-{RECIPE.id}+kernels-{family}"
+    )
 
 
 def test_bitwise_identical_across_batch_sizes_and_orders(backend, windows, p_all):
