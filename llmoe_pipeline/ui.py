@@ -80,6 +80,8 @@ def run_ui(args: argparse.Namespace, settings: Settings, home: Path) -> int:
             "127.0.0.1",
             "--port",
             str(args.mlflow_port),
+            "--workers",  # one person's local UI: MLflow's default 4 workers hold ≈ 1 GB for nothing
+            "1",
         ],
     ]
     # Each UI in its own process group (dagster dev starts a webserver, a daemon and code servers; mlflow ui
