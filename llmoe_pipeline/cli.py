@@ -7,6 +7,7 @@ usage errors exit 2 (argparse). Set LLMOE_DEBUG=1 for the full traceback.
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import shutil
@@ -90,10 +91,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 
     defs, instance, tickers = build_definitions(settings), dagster_instance(settings.home), list(settings.tickers)
     summary = summarize(load_results(defs, tickers, instance))
-    power = settings.protocol.significance
-    across = (
-        across_tables(defs, instance, tickers, summary, power.power_gap, power.target_power) if args.across else None
-    )
+    sig = settings.protocol.significance
+    across = across_tables(defs, instance, tickers, summary, sig.power_gap, sig.target_power) if args.across else None
     if args.format == "table" and across is not None:
         print(across_text(across))
         return 0
@@ -138,8 +137,6 @@ def cmd_signals(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """New sessions and headlines into data.updates_dir; exit 1 when a due session is missing, a provider's adjusted
     history changed or a headline provider failed (each named on its own line)."""
-    import datetime as dt
-
     from llmoe_pipeline.connectors.fetch import fetch
     from llmoe_pipeline.connectors.providers import build_providers
 
