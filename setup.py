@@ -76,6 +76,6 @@ setup(
         ],
     },
     entry_points={
-        "console_scripts": ["llmoe=llmoe_pipeline.cli:main", "llmoe-cluster=llmoe_pipeline.cluster.cli:main"]
+        "console_scripts": ["llmoe=llmoe_pipeline.app.cli:main", "llmoe-cluster=llmoe_pipeline.cluster.cli:main"]
     },
 )

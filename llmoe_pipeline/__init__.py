@@ -13,9 +13,9 @@ for _key, _value in {
 }.items():
     os.environ.setdefault(_key, _value)
 
-from llmoe_pipeline.config import PipelineConfig, SplitConfig  # noqa: E402
+from llmoe_pipeline.config.protocol import PipelineConfig, SplitConfig  # noqa: E402
 from llmoe_pipeline.data import DataValidationError, daily_news, load_headlines, load_prices  # noqa: E402
-from llmoe_pipeline.features import FEATURE_NAMES, build_features, window_columns  # noqa: E402
+from llmoe_pipeline.features.windows import FEATURE_NAMES, build_features, window_columns  # noqa: E402
 
 __all__ = [
     "DataValidationError",

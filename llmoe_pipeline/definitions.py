@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dagster as dg
 
-from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.catalog import RouterVariant, variant
+from llmoe_pipeline.config.protocol import PipelineConfig
+from llmoe_pipeline.config.settings import Settings, settings_from_env
 from llmoe_pipeline.defs.assets.data import build_data_assets
 from llmoe_pipeline.defs.assets.diagnostics import build_diagnostics_assets
 from llmoe_pipeline.defs.assets.evaluation import build_evaluation_assets
@@ -28,8 +30,6 @@ from llmoe_pipeline.defs.jobs import build_jobs
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.resources import build_resources
 from llmoe_pipeline.defs.schedules import build_automation
-from llmoe_pipeline.routing import RouterVariant, variant
-from llmoe_pipeline.settings import Settings, settings_from_env
 
 
 def build_assets(

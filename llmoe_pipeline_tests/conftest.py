@@ -13,7 +13,7 @@ os.environ["LLMOE_HOME"] = str(_SESSION_HOME)
 os.environ.setdefault("LLMOE_TICKERS", "AAPL,MSFT")
 os.environ.pop("LLMOE_CONFIG", None)
 
-from llmoe_pipeline.paths import default_data_dir
+from llmoe_pipeline.core.paths import default_data_dir
 
 DATA_DIR = Path(os.environ.get("LLMOE_DATA_DIR") or default_data_dir())
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
+from llmoe_pipeline.core.hashing import sha256_text
 from llmoe_pipeline.defs.resources import LLMRouterResource
-from llmoe_pipeline.hashing import sha256_text
 from llmoe_pipeline.router.backends import RouterBackend
 
 FAKE_MODEL_ID = "fake-router@v1"

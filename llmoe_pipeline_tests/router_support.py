@@ -14,9 +14,9 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from llmoe_pipeline.core.paths import default_data_dir
 from llmoe_pipeline.data import daily_news, load_headlines, load_prices
-from llmoe_pipeline.features import build_features
-from llmoe_pipeline.paths import default_data_dir
+from llmoe_pipeline.features.windows import build_features
 from llmoe_pipeline.router.prompt import build_prompts
 
 DATA_DIR = Path(os.environ.get("LLMOE_DATA_DIR") or default_data_dir())

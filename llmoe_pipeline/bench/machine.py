@@ -1,4 +1,4 @@
-"""The machine's peak arithmetic rates, from its CPU flags, microarchitecture and clock (llmoe_pipeline.cpu.cpu_info),
+"""The machine's peak arithmetic rates, from its CPU flags, microarchitecture and clock (`core.cpu.cpu_info`),
 and the model's FLOPs per window.
 
 Peaks (per core per cycle, then × cores × GHz), on CPUs that execute 512-bit instructions on 512-bit units

@@ -17,8 +17,8 @@ from typing import Any
 
 import numpy as np
 
-from llmoe_pipeline.cpu import kernel_family
-from llmoe_pipeline.regimes import REGIMES
+from llmoe_pipeline.core.cpu import kernel_family
+from llmoe_pipeline.router.regimes import REGIMES
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,7 @@ shows each path's median and its ratio to the naive path and to float32 vLLM (ra
 (chat template, `generate` 16 tokens, parse the word) runs on the first `--naive-n` windows only; rates compare.
 
 Only the result goes to stdout (the table or the JSON object); progress and every library's log lines go to stderr.
-Also printed: each path's kernel family as detected here (llmoe_pipeline/cpu.py), useful FLOP/s against the
+Also printed: each path's kernel family as detected here (llmoe_pipeline/core/cpu.py), useful FLOP/s against the
 machine's peaks for its microarchitecture (bench/machine.py: formulas there) and batch invariance:
 the max |Δp| of each batched path between its first timed run (all n windows in one call) and the same windows
 again, shuffled, in calls of 1, 7 and 64 windows.
@@ -39,11 +39,11 @@ from llmoe_pipeline.bench.paths import (
     describe_path,
     path_kernel_family,
 )
-from llmoe_pipeline.cpu import cpu_info, cuda_capability
+from llmoe_pipeline.core.cpu import cpu_info, cuda_capability
+from llmoe_pipeline.core.files import write_text_atomic
+from llmoe_pipeline.core.paths import default_data_dir
 from llmoe_pipeline.data import daily_news, load_headlines, load_prices
-from llmoe_pipeline.features import build_features
-from llmoe_pipeline.io import write_text_atomic
-from llmoe_pipeline.paths import default_data_dir
+from llmoe_pipeline.features.windows import build_features
 from llmoe_pipeline.router.model import DEFAULT_MODEL
 from llmoe_pipeline.router.prompt import build_prompts
 

@@ -14,13 +14,12 @@ from dataclasses import replace
 from typing import cast
 from unittest import mock
 
+from llmoe_pipeline.catalog import LLMOE, variant
+from llmoe_pipeline.config.settings import load_settings
 from llmoe_pipeline.definitions import build_definitions
 from llmoe_pipeline.defs.assets.research import selection_tables, significance_tables
 from llmoe_pipeline.models import LLMoESearch
-from llmoe_pipeline.models.registry import LLMOE
-from llmoe_pipeline.routing import variant
-from llmoe_pipeline.settings import load_settings
-from llmoe_pipeline.significance import compare, power
+from llmoe_pipeline.research.significance import compare, power
 
 
 def _tests_only(daily, cfg):
@@ -38,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config")
     parser.add_argument("--tickers")
     args = parser.parse_args(argv)
-    from llmoe_pipeline.cli import dagster_instance
+    from llmoe_pipeline.app.console import dagster_instance
 
     settings = load_settings(args.config, tickers=args.tickers.split(",") if args.tickers else None)
     defs, instance, cfg = build_definitions(settings), dagster_instance(settings.home), settings.protocol

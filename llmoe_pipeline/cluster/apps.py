@@ -14,8 +14,8 @@ import yaml
 from llmoe_pipeline.cluster.layout import ClusterLayout, ClusterState
 from llmoe_pipeline.cluster.procs import port_open
 from llmoe_pipeline.cluster.services import BIN, DAGSTER_TEMPLATE, LOCATION, Service, _http_ok, base_env
-from llmoe_pipeline.io import private_mkdir, write_text_atomic
-from llmoe_pipeline.parallel import WORKERS_ENV
+from llmoe_pipeline.core.files import private_mkdir, write_text_atomic
+from llmoe_pipeline.core.parallel import WORKERS_ENV
 
 WORKER_QUEUE = "dagster"  # dagster-celery's default queue
 

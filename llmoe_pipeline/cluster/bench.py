@@ -25,13 +25,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.core.paths import llmoe_home
 
 
 def ticker_prompts(settings, ticker: str):
     """The ticker's train/validation/test window prompts, and which of them the config explains."""
     from llmoe_pipeline.data import load_headlines, load_prices
-    from llmoe_pipeline.features import build_features
+    from llmoe_pipeline.features.windows import build_features
     from llmoe_pipeline.router.prompt import configured_prompts
 
     cfg = settings.protocol
@@ -119,7 +119,7 @@ def _summary(per_ticker: dict) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     from llmoe_pipeline.cluster.layout import ClusterLayout
-    from llmoe_pipeline.settings import load_settings
+    from llmoe_pipeline.config.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="llmoe_pipeline/configs/all_tickers_recent.yaml")

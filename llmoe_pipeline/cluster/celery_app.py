@@ -11,7 +11,7 @@ from dagster_celery.make_app import make_app
 from dagster_celery.tasks import create_task
 
 from llmoe_pipeline.cluster.celery_config import worker_app_args
-from llmoe_pipeline.settings import settings_from_env
+from llmoe_pipeline.config.settings import settings_from_env
 
 app = make_app(worker_app_args(settings_from_env().executor))
 execute_plan = create_task(app)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from llmoe_pipeline.settings import ExecutorConfig
+from llmoe_pipeline.config.settings import ExecutorConfig
 
 CELERY_SETTINGS: dict[str, Any] = {
     "task_acks_late": True,

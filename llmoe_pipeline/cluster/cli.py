@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import argparse
 
-from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.core.paths import llmoe_home
 
 
 def _up(args: argparse.Namespace):
@@ -32,7 +32,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     from llmoe_pipeline.cluster.layout import ClusterLayout
     from llmoe_pipeline.cluster.runs import refresh, results_table
-    from llmoe_pipeline.settings import load_settings
+    from llmoe_pipeline.config.settings import load_settings
 
     state = _up(args)
     settings = load_settings(ClusterLayout(llmoe_home()).config_file)
@@ -98,6 +98,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from llmoe_pipeline.cli import run_command
+    from llmoe_pipeline.app.cli import run_command
 
     return run_command("llmoe-cluster", build_parser().parse_args(argv))

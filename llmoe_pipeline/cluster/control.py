@@ -24,8 +24,8 @@ from llmoe_pipeline.cluster.layout import (
     read_state,
 )
 from llmoe_pipeline.cluster.procs import ClusterError, port_free, running, start, stop, sweep, tagged, wait_until
-from llmoe_pipeline.io import private_mkdir, write_text_atomic
-from llmoe_pipeline.settings import ConfigError, load_settings, read_config_file
+from llmoe_pipeline.config.settings import ConfigError, load_settings, read_config_file
+from llmoe_pipeline.core.files import private_mkdir, write_text_atomic
 
 DEFAULT_WORKERS = 2
 ORDER = ["vllm", "postgres", "epmd", "rabbitmq", "mlflow", "code_server", "webserver", "daemon"]

@@ -24,7 +24,7 @@ import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
-from llmoe_pipeline.io import FILE_MODE, private_mkdir, write_text_atomic
+from llmoe_pipeline.core.files import FILE_MODE, private_mkdir, write_text_atomic
 
 PORT_BASE_ENV = "LLMOE_CLUSTER_PORT_BASE"
 DEFAULT_PORT_BASE = 18300

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import psutil
 
-from llmoe_pipeline.io import private_mkdir, write_text_atomic
+from llmoe_pipeline.core.files import private_mkdir, write_text_atomic
 
 CLUSTER_ID_ENV = "LLMOE_CLUSTER_ID"
 

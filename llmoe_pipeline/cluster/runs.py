@@ -11,11 +11,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from llmoe_pipeline.catalog import REFRESH_CHAIN_TAG
 from llmoe_pipeline.cluster.apps import graphql
 from llmoe_pipeline.cluster.procs import ClusterError
 from llmoe_pipeline.cluster.services import LOCATION
 
-CHAIN_TAG = "llmoe/refresh"  # defs/schedules.CHAIN_TAG (not imported: this module does not load Dagster)
 DONE, FAILED = {"SUCCESS"}, {"FAILURE", "CANCELED"}
 _EXCEPTION_PREFIX = re.compile(r"^[\w.]*(Error|Exception): ")  # Dagster's "module.TypeError: message"
 
@@ -63,7 +63,9 @@ def launch(port: int, ticker: str, job: str = "llmoe_job", tags: dict[str, str] 
 
 def chain_runs(port: int, first_run: str) -> list[dict]:
     first = graphql(port, RUNS, {"runIds": [first_run], "tags": None})["runsOrError"]["results"]
-    rest = graphql(port, RUNS, {"runIds": None, "tags": [{"key": CHAIN_TAG, "value": first_run}]})["runsOrError"]
+    rest = graphql(port, RUNS, {"runIds": None, "tags": [{"key": REFRESH_CHAIN_TAG, "value": first_run}]})[
+        "runsOrError"
+    ]
     return first + [r for r in rest["results"] if r["runId"] != first_run]
 
 
@@ -123,9 +125,9 @@ def results_table(shared_url: str, tickers: list[str]) -> str:
     """The test-split results table of `tickers`, from the backtest results in the shared store."""
     import pandas as pd
 
+    from llmoe_pipeline.core.storage import open_store
     from llmoe_pipeline.defs.io_manager import load_asset_value
-    from llmoe_pipeline.report import format_table, summarize
-    from llmoe_pipeline.storage import open_store
+    from llmoe_pipeline.reporting.tables import format_table, summarize
 
     assets = open_store(shared_url).child("assets")
     frames = [load_asset_value(assets, ["backtest_results"], t) for t in tickers]

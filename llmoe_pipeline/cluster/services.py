@@ -22,8 +22,8 @@ from pathlib import Path
 
 from llmoe_pipeline.cluster.layout import PG_USER, ClusterLayout, ClusterState, broker_url, pg_password, pg_url
 from llmoe_pipeline.cluster.procs import ClusterError, port_open
-from llmoe_pipeline.io import private_mkdir
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.core.files import private_mkdir
+from llmoe_pipeline.core.paths import REPO_ROOT
 from llmoe_pipeline.tracking.server import MLFLOW_SERVER_ENV
 
 BIN = Path(sys.executable).parent

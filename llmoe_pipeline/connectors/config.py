@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from llmoe_pipeline.config.section import ConfigSection
 from llmoe_pipeline.connectors.http import RetryBudget
 
 PriceProviderName = Literal["yfinance", "alpaca"]
@@ -17,16 +18,12 @@ HeadlineProviderName = Literal["nyt", "alpaca_news"]
 ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"  # the name of an environment variable, never the key itself
 
 
-class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class YFinanceConfig(_Section):
+class YFinanceConfig(ConfigSection):
     # yfinance's URLs are fixed inside the library; a proxy is how a firm routes it.
     proxy: str = ""
 
 
-class AlpacaConfig(_Section):
+class AlpacaConfig(ConfigSection):
     """Alpaca market data (bars and news share the host and the two key headers)."""
 
     base_url: str = "https://data.alpaca.markets"
@@ -35,7 +32,7 @@ class AlpacaConfig(_Section):
     feed: Literal["iex", "sip"] = "iex"  # iex: the free plan's feed
 
 
-class NytConfig(_Section):
+class NytConfig(ConfigSection):
     """The New York Times Article Search API (the paper's headline source)."""
 
     base_url: str = "https://api.nytimes.com/svc/search/v2"
@@ -49,7 +46,7 @@ class NytConfig(_Section):
     page_pause_seconds: float = Field(12.0, ge=0.0)
 
 
-class FetchConfig(_Section):
+class FetchConfig(ConfigSection):
     # Price providers are tried in order, each for the sessions the ones before it did not deliver.
     prices: list[PriceProviderName] = []
     # Every headline provider is asked: each writes its own files and keeps its own coverage.

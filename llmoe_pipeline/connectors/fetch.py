@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmoe_pipeline.config import DataConfig
+from llmoe_pipeline.config.protocol import DataConfig
 from llmoe_pipeline.connectors.calendar import due_sessions
 from llmoe_pipeline.connectors.config import FetchConfig
 from llmoe_pipeline.connectors.protocol import HeadlineProvider, PriceProvider, ProviderError
@@ -35,8 +35,8 @@ from llmoe_pipeline.connectors.store import (
     stored_prices,
     write_new_file,
 )
+from llmoe_pipeline.core.files import file_lock
 from llmoe_pipeline.data import DataValidationError, load_headlines, load_prices
-from llmoe_pipeline.io import file_lock
 
 LOOKBACK_DAYS = 14  # the latest due session is within two weeks of any day (the longest NYSE closure was 4 days)
 

@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from llmoe_pipeline.config import DataConfig
+from llmoe_pipeline.config.protocol import DataConfig
+from llmoe_pipeline.core.files import atomic_path, write_text_atomic
 from llmoe_pipeline.data import load_headlines, load_prices
-from llmoe_pipeline.io import atomic_path, write_text_atomic
 
 COVERAGE_DIR = ".headline_coverage"
 

@@ -4,7 +4,7 @@ Parquet, model sets as safetensors, the rest as JSON.
 One file per asset partition, written to a temp path and renamed (locally and on a shared mount) or put in one
 request (an object store), so a killed run never leaves a half-written asset behind. Layout:
 <base>/<asset key path>/<partition or __all__>.<parquet|safetensors|json>, where <base> is <home>/assets or
-`<storage.shared_url>/assets` (llmoe_pipeline/storage.py). Nothing is unpickled: a file planted under the base
+`<storage.shared_url>/assets` (llmoe_pipeline/core/storage.py). Nothing is unpickled: a file planted under the base
 cannot run code. Every path is checked to stay inside its base (partition keys come from config and data files).
 """
 
@@ -20,8 +20,8 @@ from typing import Any
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.paths import resolve_inside
-from llmoe_pipeline.storage import LocalStore, Store, open_store
+from llmoe_pipeline.core.paths import resolve_inside
+from llmoe_pipeline.core.storage import LocalStore, Store, open_store
 
 KINDS = ("parquet", "safetensors", "json")
 Base = str | os.PathLike | Store  # a folder, a storage URL ('s3://…', 'file:///…') or a Store

@@ -7,7 +7,7 @@
    nothing of the results waits for them.
 
 `refresh_chain_sensor` (schedules.py) starts 2 when 1 succeeds, 3 when both regimes of 2 have and 4 when 3 has; the
-CLI runs the same jobs in-process (`llmoe_pipeline.runner`). In the UI, "Materialize all" launches a backfill.
+CLI runs the same jobs in-process (`llmoe_pipeline.app.runner`). In the UI, "Materialize all" launches a backfill.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import dagster as dg
 
-from llmoe_pipeline.regimes import REGIMES, regime_from_key, regime_key
+from llmoe_pipeline.router.regimes import REGIMES, regime_from_key, regime_key
 
 TICKER = "ticker"
 REGIME = "regime"

@@ -13,10 +13,10 @@ from typing import Any
 import dagster as dg
 from pydantic import PrivateAttr
 
-from llmoe_pipeline.config import PipelineConfig
-from llmoe_pipeline.paths import resolve_inside
+from llmoe_pipeline.config.protocol import PipelineConfig
+from llmoe_pipeline.config.settings import MLflowConfig, Settings
+from llmoe_pipeline.core.paths import resolve_inside
 from llmoe_pipeline.router.backends.config import RouterBackendConfig
-from llmoe_pipeline.settings import MLflowConfig, Settings
 
 ROUTER_URL_ENV = "LLMOE_ROUTER_BASE_URL"  # set by build_resources when the URL carries a secret
 MLFLOW_URI_ENV = "LLMOE_MLFLOW_TRACKING_URI"
@@ -105,28 +105,28 @@ class ModelStoreResource(dg.ConfigurableResource):
     _synced: set = PrivateAttr(default_factory=set)  # tickers whose artifacts this step copied down
 
     def store(self):
+        from llmoe_pipeline.core.storage import open_store
         from llmoe_pipeline.models.store import ModelStore
-        from llmoe_pipeline.storage import open_store
 
         if self.storage_url:
             return ModelStore(open_store(self.storage_url).child("model_cache"))
         return ModelStore(Path(self.home) / "model_cache")
 
     def signals_dir(self) -> Path:
-        """The signal history: one Parquet file per ticker and day (llmoe_pipeline/signals.py)."""
+        """The signal history: one Parquet file per ticker and day (llmoe_pipeline/trading/signals.py)."""
         return resolve_inside(self.home, "signals", "the LLMOE home folder")
 
     def artifacts_dir(self, ticker: str) -> Path:
         folder = resolve_inside(self.home, Path("artifacts", ticker), "the LLMOE home folder")
         if self.storage_url and ticker not in self._synced:
-            from llmoe_pipeline.storage import open_store, sync_down
+            from llmoe_pipeline.core.storage import open_store, sync_down
 
             sync_down(open_store(self.storage_url), f"artifacts/{ticker}", folder)
             self._synced.add(ticker)
         return folder
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        from llmoe_pipeline.storage import open_store, sync_up
+        from llmoe_pipeline.core.storage import open_store, sync_up
 
         for ticker in sorted(self._synced):
             sync_up(

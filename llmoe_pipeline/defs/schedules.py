@@ -13,13 +13,13 @@ from collections.abc import Sequence
 
 import dagster as dg
 
+from llmoe_pipeline.catalog import REFRESH_CHAIN_TAG
+from llmoe_pipeline.config.settings import Settings
+from llmoe_pipeline.core.hashing import sha256_text
 from llmoe_pipeline.defs.partitions import expert_partition_key, split_expert_partition_key
-from llmoe_pipeline.hashing import sha256_text
-from llmoe_pipeline.regimes import REGIMES
-from llmoe_pipeline.settings import Settings
+from llmoe_pipeline.router.regimes import REGIMES
 
 TRIGGER_TAG = "llmoe/trigger"  # nightly, data-changed, ...
-CHAIN_TAG = "llmoe/refresh"  # shared by the runs of one ticker's refresh (the first run's id)
 PARTITION_TAG = "dagster/partition"
 
 
@@ -36,8 +36,8 @@ def refresh_requests(tickers: Sequence[str], reason: str, stamp: str) -> list[dg
 def next_step_requests(run: dg.DagsterRun, instance: dg.DagsterInstance) -> list[dg.RunRequest]:
     """After a successful step of a refresh: the experts of both regimes, or (once both regimes are done) the
     evaluation, then the explanations; nothing after the explanations."""
-    chain = run.tags.get(CHAIN_TAG, run.run_id)
-    tags = {**{k: v for k, v in run.tags.items() if k.startswith("llmoe/")}, CHAIN_TAG: chain}
+    chain = run.tags.get(REFRESH_CHAIN_TAG, run.run_id)
+    tags = {**{k: v for k, v in run.tags.items() if k.startswith("llmoe/")}, REFRESH_CHAIN_TAG: chain}
     if run.job_name == "llmoe_job":
         ticker = run.tags[PARTITION_TAG]
         return [
@@ -53,7 +53,7 @@ def next_step_requests(run: dg.DagsterRun, instance: dg.DagsterInstance) -> list
         ticker, _ = split_expert_partition_key(run.tags[PARTITION_TAG])
         done = instance.get_runs(
             filters=dg.RunsFilter(
-                job_name="experts_job", tags={CHAIN_TAG: chain}, statuses=[dg.DagsterRunStatus.SUCCESS]
+                job_name="experts_job", tags={REFRESH_CHAIN_TAG: chain}, statuses=[dg.DagsterRunStatus.SUCCESS]
             )
         )
         regimes = {split_expert_partition_key(r.tags[PARTITION_TAG])[1] for r in done}

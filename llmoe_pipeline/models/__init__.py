@@ -16,14 +16,12 @@ from llmoe_pipeline.models.experts import (
     train_expert,
 )
 from llmoe_pipeline.models.model_set import ModelSet
-from llmoe_pipeline.models.registry import BASELINES, BUY_AND_HOLD, LLMOE, ModelSpec, baseline, model_rank
+from llmoe_pipeline.models.registry import BASELINES, ModelSpec, baseline, model_rank
 from llmoe_pipeline.models.search import SearchResult, run_search, validation_score
 
 __all__ = [
     "BASELINES",
-    "BUY_AND_HOLD",
     "FittedModel",
-    "LLMOE",
     "LLMoESearch",
     "ModelSet",
     "ModelSpec",

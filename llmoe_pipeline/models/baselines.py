@@ -10,7 +10,7 @@ import lightgbm as lgb
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.features import FEATURE_NAMES
+from llmoe_pipeline.features.windows import FEATURE_NAMES
 from llmoe_pipeline.models.common import FittedModel, fit_network_model, input_columns, split_mask
 from llmoe_pipeline.models.nets import FeedForwardNet, GatedMoENet, LSTMNet
 

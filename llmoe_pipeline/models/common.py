@@ -9,7 +9,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.features import FEATURE_NAMES, window_columns
+from llmoe_pipeline.features.windows import FEATURE_NAMES, window_columns
 from llmoe_pipeline.models.nets import ProbabilityNet, predict_network, train_network
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss"]

@@ -16,11 +16,11 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.config import ExpertConfig
+from llmoe_pipeline.config.protocol import ExpertConfig
 from llmoe_pipeline.models.common import FittedModel, fit_network_model, input_columns, split_mask
 from llmoe_pipeline.models.nets import FeedForwardNet
 from llmoe_pipeline.models.search import SearchResult, best_trial, grid, run_search, validation_score
-from llmoe_pipeline.regimes import (
+from llmoe_pipeline.router.regimes import (
     MIN_ROWS_PER_REGIME,
     REGIMES,
     apply_threshold,

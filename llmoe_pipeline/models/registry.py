@@ -2,7 +2,7 @@
 plots, MLflow flavour) reads this list.
 
 Adding a baseline is one `ModelSpec` here plus its fit function (see README, "Extending").
-LLMoE models (one per router variant) come from `llmoe_pipeline.routing`; buy-and-hold has nothing to fit.
+LLMoE models (one per router variant) come from `llmoe_pipeline.catalog`; buy-and-hold has nothing to fit.
 """
 
 from __future__ import annotations
@@ -13,13 +13,12 @@ from typing import Literal
 
 import pandas as pd
 
-from llmoe_pipeline.config import BaselineConfig
+from llmoe_pipeline.catalog import BUY_AND_HOLD, VARIANTS
+from llmoe_pipeline.config.protocol import BaselineConfig
 from llmoe_pipeline.models.baselines import LIGHTGBM_MAX_ROUNDS, fit_lightgbm, fit_lstm, fit_mlp, fit_moe
 from llmoe_pipeline.models.common import FittedModel
 from llmoe_pipeline.models.search import SearchResult, run_search, sample_candidates
 
-LLMOE = "LLMoE"
-BUY_AND_HOLD = "Buy&Hold"
 BUY_AND_HOLD_SEED = 0  # buy-and-hold has no randomness: one run, reported once
 
 
@@ -121,9 +120,7 @@ def baseline(name: str) -> ModelSpec:
 
 def model_rank(display_name: str) -> tuple:
     """Sort key of a display name in tables: LLMoE, then its router variants (`LLMoE[...]`) in the order of
-    `routing.VARIANTS`, the baselines in registry order, buy-and-hold, then any other model alphabetically."""
-    from llmoe_pipeline.routing import VARIANTS  # (routing imports this module)
-
+    `catalog.VARIANTS`, the baselines in registry order, buy-and-hold, then any other model alphabetically."""
     baselines = [s.display_name for s in BASELINES]
     variants = [v.display_name for v in VARIANTS]  # LLMoE first
     if display_name in variants:

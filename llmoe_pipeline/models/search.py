@@ -14,8 +14,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import pandas as pd
 
+from llmoe_pipeline.core.parallel import map_fits
 from llmoe_pipeline.models.common import FittedModel, input_columns
-from llmoe_pipeline.parallel import map_fits
 
 LOG_LOSS_EPS = 1e-7
 

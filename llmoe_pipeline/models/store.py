@@ -16,8 +16,9 @@ from typing import Any, TypeVar
 
 import pandas as pd
 
-from llmoe_pipeline.hashing import sha256_bytes
-from llmoe_pipeline.io import write_bytes_atomic, write_text_atomic
+from llmoe_pipeline.core.files import write_bytes_atomic, write_text_atomic
+from llmoe_pipeline.core.hashing import sha256_bytes
+from llmoe_pipeline.core.storage import LocalStore, Store, open_store
 from llmoe_pipeline.models.experts import LLMoESearch
 from llmoe_pipeline.models.model_set import ModelSet
 from llmoe_pipeline.models.serialization import (
@@ -27,7 +28,6 @@ from llmoe_pipeline.models.serialization import (
     model_set_from_file,
     model_set_to_bytes,
 )
-from llmoe_pipeline.storage import LocalStore, Store, open_store
 
 MODEL_CODE_VERSION = "2"  # bump whenever llmoe_pipeline/models changes how models are trained or stored
 T = TypeVar("T", ModelSet, LLMoESearch)
@@ -63,7 +63,7 @@ SUFFIX = {ModelSet: ".safetensors", LLMoESearch: ".json"}
 
 class ModelStore:
     """Model sets by fingerprint in a folder, or (a cluster) at a storage URL every worker reaches
-    (`storage.shared_url`/model_cache: `s3://…`, `file:///shared/…`; llmoe_pipeline/storage.py)."""
+    (`storage.shared_url`/model_cache: `s3://…`, `file:///shared/…`; llmoe_pipeline/core/storage.py)."""
 
     def __init__(self, folder: str | Path | Store):
         self.store = open_store(folder, "the model store")

@@ -7,7 +7,8 @@ from typing import Any
 
 import pandas as pd
 
-from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.config.protocol import PipelineConfig
+from llmoe_pipeline.core.parallel import map_fits
 from llmoe_pipeline.models.common import input_columns
 from llmoe_pipeline.models.experts import (
     LLMoESearch,
@@ -22,8 +23,7 @@ from llmoe_pipeline.models.nets import FeedForwardNet
 from llmoe_pipeline.models.registry import ModelSpec
 from llmoe_pipeline.models.search import run_search
 from llmoe_pipeline.models.store import training_fingerprint
-from llmoe_pipeline.parallel import map_fits
-from llmoe_pipeline.regimes import apply_threshold
+from llmoe_pipeline.router.regimes import apply_threshold
 
 SINGLE_EXPERT = "llmoe_single"
 

@@ -33,9 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from llmoe_pipeline.hashing import sha256_chunks, sha256_file, sha256_file_cached
-from llmoe_pipeline.io import file_lock, write_text_atomic
-from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.core.files import file_lock, write_text_atomic
+from llmoe_pipeline.core.hashing import sha256_chunks, sha256_file, sha256_file_cached
+from llmoe_pipeline.core.paths import llmoe_home
 
 log = logging.getLogger(__name__)
 

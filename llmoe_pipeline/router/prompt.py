@@ -26,7 +26,7 @@ from typing import Literal
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.hashing import sha256_text  # other modules import it from here too
+from llmoe_pipeline.core.hashing import sha256_text  # other modules import it from here too
 
 PROMPT_VERSION = "v2"
 PARTS = ("prices", "news")  # what a window's prompt shows; the ablations leave one out

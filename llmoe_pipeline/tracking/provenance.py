@@ -8,8 +8,8 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
-from llmoe_pipeline.hashing import sha256_file, sha256_text
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.core.hashing import sha256_file, sha256_text
+from llmoe_pipeline.core.paths import REPO_ROOT
 from llmoe_pipeline.tracking.redaction import redact_argv
 from llmoe_pipeline.tracking.tags import ARGV_TAG, CODE_VERSION_TAG, GIT_COMMIT_TAG, GIT_DIRTY_TAG
 

@@ -17,12 +17,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.io import write_parquet_atomic
-from llmoe_pipeline.metrics import METRIC_NAMES
+from llmoe_pipeline.core.files import write_parquet_atomic
+from llmoe_pipeline.core.parallel import map_fits
 from llmoe_pipeline.models.model_set import ModelSet
-from llmoe_pipeline.parallel import map_fits
 from llmoe_pipeline.tracking.models import ModelToLog
 from llmoe_pipeline.tracking.tracker import ExperimentTracker
+from llmoe_pipeline.trading.metrics import METRIC_NAMES
 
 PREDICTIONS_FILE = "predictions.parquet"
 

@@ -19,8 +19,8 @@ from typing import Any
 
 import pandas as pd
 
-from llmoe_pipeline.hashing import sha256_json
-from llmoe_pipeline.io import file_lock, write_text_atomic
+from llmoe_pipeline.core.files import file_lock, write_text_atomic
+from llmoe_pipeline.core.hashing import sha256_json
 from llmoe_pipeline.tracking.models import ModelToLog, log_models
 from llmoe_pipeline.tracking.provenance import provenance_tags
 from llmoe_pipeline.tracking.redaction import redact

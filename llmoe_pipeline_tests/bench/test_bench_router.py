@@ -23,8 +23,8 @@ from llmoe_pipeline.bench.paths import (
     path_kernel_family,
 )
 from llmoe_pipeline.bench.router import _summary, format_table, invariance_chunks
-from llmoe_pipeline.cpu import cpu_info
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.core.cpu import cpu_info
+from llmoe_pipeline.core.paths import REPO_ROOT
 
 CPUINFO = """processor\t: 0
 vendor_id\t: GenuineIntel
@@ -179,7 +179,7 @@ def test_cli_bench_router_json(router_model, session_home, data_dir):
     argv = ["bench", "router", "--n", "8", "--rounds", "2", "--format", "json"]
     env = {"LLMOE_HOME": str(session_home), "LLMOE_DATA_DIR": str(data_dir), "VLLM_LOGGING_LEVEL": "ERROR"}
     result = subprocess.run(
-        [sys.executable, "-m", "llmoe_pipeline.cli", *argv],
+        [sys.executable, "-m", "llmoe_pipeline.app.cli", *argv],
         capture_output=True,
         text=True,
         cwd=REPO_ROOT,

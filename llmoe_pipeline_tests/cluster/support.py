@@ -19,7 +19,7 @@ import yaml
 
 from llmoe_pipeline.cluster.layout import PORT_OFFSETS, ClusterLayout, ClusterState, pg_url
 from llmoe_pipeline.cluster.procs import port_free
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.core.paths import REPO_ROOT
 
 SLICE_CONFIG = REPO_ROOT / "deploy" / "cluster" / "local" / "slice.yaml"
 BATCH = 16  # windows per label-cache commit in the tests
@@ -88,12 +88,12 @@ class Cluster:
         return dg.DagsterInstance.from_config(str(self.layout.dagster_home))
 
     def label_cache(self):
-        from llmoe_pipeline.router.pg_cache import PostgresLabelCache
+        from llmoe_pipeline.router.cache.postgres import PostgresLabelCache
 
         return PostgresLabelCache(pg_url(self.state, "labels"))
 
     def shared_assets(self):
-        from llmoe_pipeline.storage import open_store
+        from llmoe_pipeline.core.storage import open_store
 
         return open_store(self.layout.shared.resolve().as_uri()).child("assets")
 

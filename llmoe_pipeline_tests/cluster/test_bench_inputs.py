@@ -4,8 +4,8 @@ configured file."""
 import numpy as np
 
 from llmoe_pipeline.cluster.bench import _subset, ticker_prompts
-from llmoe_pipeline.paths import REPO_ROOT
-from llmoe_pipeline.settings import load_settings
+from llmoe_pipeline.config.settings import load_settings
+from llmoe_pipeline.core.paths import REPO_ROOT
 
 RECENT = REPO_ROOT / "llmoe_pipeline" / "configs" / "all_tickers_recent.yaml"
 

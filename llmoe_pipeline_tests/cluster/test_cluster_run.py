@@ -138,10 +138,10 @@ def _step_span(instance, run_id: str, step: str) -> tuple[float, float]:
 def test_celery_results_equal_the_in_process_run(cluster, tmp_path):
     """Same config, labels (the shared cache), seeds and code, in-process in this test's process, with its own
     store (so every model is trained again): identical predictions and backtest metrics."""
+    from llmoe_pipeline.app.runner import refresh_ticker
+    from llmoe_pipeline.config.settings import ExecutorConfig, MLflowConfig, StorageConfig, load_settings
     from llmoe_pipeline.definitions import build_definitions
     from llmoe_pipeline.defs.io_manager import load_asset_value
-    from llmoe_pipeline.runner import refresh_ticker
-    from llmoe_pipeline.settings import ExecutorConfig, MLflowConfig, StorageConfig, load_settings
 
     settings = load_settings(cluster.layout.config_file)
     local = settings.model_copy(

@@ -11,7 +11,7 @@ import shlex
 import pytest
 import yaml
 
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.core.paths import REPO_ROOT
 
 K8S = REPO_ROOT / "deploy" / "cluster" / "k8s"
 
@@ -79,7 +79,7 @@ def test_celery_worker_manifest_runs_the_local_workers_app():
 def test_cluster_pipeline_config_and_instances_load():
     from dagster._core.instance.config import dagster_instance_config
 
-    from llmoe_pipeline.settings import load_settings
+    from llmoe_pipeline.config.settings import load_settings
 
     settings = load_settings(REPO_ROOT / "deploy" / "cluster" / "config.yaml")
     assert settings.executor.kind == "celery" and settings.storage.shared_url.startswith("s3://")

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from llmoe_pipeline.cluster.procs import ClusterError, port_free, running, start, stop, sweep, tagged
+from llmoe_pipeline.core.storage import LocalStore, RemoteStore, open_store
 from llmoe_pipeline.defs.io_manager import load_asset_value, store_asset_value
-from llmoe_pipeline.storage import LocalStore, RemoteStore, open_store
 
 
 def tiny_model_set():
@@ -96,7 +96,7 @@ def test_model_store_on_shared_storage_trains_once_and_replaces_an_unreadable_en
 
 
 def test_cluster_sections_are_validated(tmp_path):
-    from llmoe_pipeline.settings import ConfigError, load_settings
+    from llmoe_pipeline.config.settings import ConfigError, load_settings
 
     config = tmp_path / "c.yaml"
     config.write_text("storage:\n  label_cache_url: postgresql://u:secret@h/db\n")
@@ -112,8 +112,8 @@ def test_cluster_sections_are_validated(tmp_path):
 
 def test_celery_executor_is_chosen_by_config_and_keeps_the_broker_url_out_of_run_config(tmp_path):
     from llmoe_pipeline.cluster.celery_config import executor_config
+    from llmoe_pipeline.config.settings import load_settings
     from llmoe_pipeline.definitions import build_executor
-    from llmoe_pipeline.settings import load_settings
 
     config = tmp_path / "c.yaml"
     config.write_text("executor:\n  kind: celery\n")

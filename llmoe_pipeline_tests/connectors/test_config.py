@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 import yaml
 
-from llmoe_pipeline.cli import main
-from llmoe_pipeline.settings import ConfigError, load_settings
+from llmoe_pipeline.app.cli import main
+from llmoe_pipeline.config.settings import ConfigError, load_settings
 
 
 def write(tmp_path, config: dict):

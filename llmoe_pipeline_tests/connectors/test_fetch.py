@@ -12,7 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from llmoe_pipeline.config import DataConfig
+from llmoe_pipeline.config.protocol import DataConfig
 from llmoe_pipeline.connectors import fetch as fetch_module
 from llmoe_pipeline.connectors import store
 from llmoe_pipeline.connectors.config import FetchConfig

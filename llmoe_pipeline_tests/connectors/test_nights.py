@@ -14,12 +14,12 @@ import pandas as pd
 import pytest
 import yaml
 
-from llmoe_pipeline.cli import main
+from llmoe_pipeline.app.cli import main
+from llmoe_pipeline.config.settings import load_settings
 from llmoe_pipeline.connectors import fetch as fetch_module
 from llmoe_pipeline.data import load_headlines, load_prices
 from llmoe_pipeline.definitions import build_definitions
-from llmoe_pipeline.features import live_windows
-from llmoe_pipeline.settings import load_settings
+from llmoe_pipeline.features.windows import live_windows
 from llmoe_pipeline_tests.connectors.support import Market, Request, local_server
 
 MARKET = Market.between(dt.date(2024, 1, 2), dt.date(2024, 4, 12))

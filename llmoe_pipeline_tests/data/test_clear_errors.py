@@ -10,9 +10,9 @@ import pytest
 import yaml
 
 from llmoe_pipeline import DataValidationError, load_headlines, load_prices
-from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.config.protocol import PipelineConfig
+from llmoe_pipeline.config.settings import available_tickers, load_settings
 from llmoe_pipeline.router.cache import CacheEntry, LabelCache, LabelCacheError
-from llmoe_pipeline.settings import available_tickers, load_settings
 
 PRICES = "date,ticker,open,high,low,close,adj_close,volume\n2020-01-02,XYZ,10,11,9,10.5,10.4,100\n"
 

@@ -8,7 +8,13 @@ import stat
 import pandas as pd
 import pytest
 
-from llmoe_pipeline.io import atomic_path, private_mkdir, write_bytes_atomic, write_parquet_atomic, write_text_atomic
+from llmoe_pipeline.core.files import (
+    atomic_path,
+    private_mkdir,
+    write_bytes_atomic,
+    write_parquet_atomic,
+    write_text_atomic,
+)
 from llmoe_pipeline.router.cache import CacheEntry, LabelCache
 
 

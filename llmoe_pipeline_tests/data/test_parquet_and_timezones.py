@@ -16,7 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from llmoe_pipeline import DataValidationError, daily_news, load_headlines, load_prices
-from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.config.protocol import PipelineConfig
 
 TOKYO, NEW_YORK = "Asia/Tokyo", "America/New_York"
 

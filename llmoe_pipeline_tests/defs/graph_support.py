@@ -6,8 +6,8 @@ from pathlib import Path
 
 import dagster as dg
 
+from llmoe_pipeline.config.settings import Settings, load_settings
 from llmoe_pipeline.definitions import build_definitions
-from llmoe_pipeline.settings import Settings, load_settings
 from llmoe_pipeline_tests.e2e.support import write_config, write_slice
 from llmoe_pipeline_tests.fakes import fake_router
 

@@ -8,8 +8,8 @@ import dagster as dg
 import pytest
 import yaml
 
+from llmoe_pipeline.app.runner import refresh_ticker
 from llmoe_pipeline.definitions import build_definitions
-from llmoe_pipeline.runner import refresh_ticker
 from llmoe_pipeline_tests.defs.graph_support import slice_settings
 
 
@@ -36,7 +36,7 @@ def test_a_missing_model_fails_once_without_retries_and_says_what_to_do(tmp_path
 def test_an_unreachable_server_is_retried_then_reported_in_one_line(tmp_path, data_dir, monkeypatch, capsys):
     """A server that is down may come back: the step is retried (twice), then the CLI prints one line, with the
     URL's credentials masked."""
-    from llmoe_pipeline import cli
+    from llmoe_pipeline.app import cli
     from llmoe_pipeline_tests.e2e.support import free_port
 
     config = slice_settings(tmp_path, data_dir).config_file
@@ -64,8 +64,8 @@ def test_a_server_url_with_credentials_is_never_stored_in_dagster(tmp_path, data
     from dagster._core.remote_representation.external_data import RepositorySnap
     from dagster._serdes import serialize_value
 
+    from llmoe_pipeline.config.settings import load_settings
     from llmoe_pipeline.defs.resources import ROUTER_URL_ENV
-    from llmoe_pipeline.settings import load_settings
 
     monkeypatch.delenv(ROUTER_URL_ENV, raising=False)
     url = "http://user:s3cret-pw@127.0.0.1:8000/v1?api_key=k3y-123"

@@ -8,11 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from llmoe_pipeline.app.runner import materializations, refresh_ticker
+from llmoe_pipeline.catalog import REFRESH_CHAIN_TAG as CHAIN_TAG
 from llmoe_pipeline.defs.io_manager import load_asset_value
-from llmoe_pipeline.defs.schedules import CHAIN_TAG, next_step_requests
+from llmoe_pipeline.defs.schedules import next_step_requests
 from llmoe_pipeline.models import ModelSet
-from llmoe_pipeline.runner import materializations, refresh_ticker
-from llmoe_pipeline.signals import read_history
+from llmoe_pipeline.trading.signals import read_history
 from llmoe_pipeline_tests import fakes
 from llmoe_pipeline_tests.defs.graph_support import fake_definitions, slice_settings
 from llmoe_pipeline_tests.model_fixtures import ALL_MODELS
@@ -192,7 +193,7 @@ def test_adding_a_baseline_is_one_registry_entry_and_its_fit_function(tmp_path, 
     from llmoe_pipeline.models import registry
     from llmoe_pipeline.models.common import fit_network_model, split_mask
     from llmoe_pipeline.models.nets import FeedForwardNet
-    from llmoe_pipeline.report import summarize
+    from llmoe_pipeline.reporting.tables import summarize
 
     def fit_logreg(features, params, seed):
         return fit_network_model(
@@ -261,8 +262,8 @@ def test_significance_compares_every_llmoe_variant_with_every_model(graph, first
 
 
 def test_walk_forward_is_an_asset_when_enabled_and_feeds_the_verdict(tmp_path, data_dir):
-    from llmoe_pipeline.runner import load_evidence
-    from llmoe_pipeline.verdict import verdict_text
+    from llmoe_pipeline.app.runner import load_evidence
+    from llmoe_pipeline.research.verdict import verdict_text
 
     settings = slice_settings(tmp_path, data_dir)
     protocol = settings.protocol.model_copy(

@@ -15,9 +15,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from llmoe_pipeline.runner import materializations, run_requests
-from llmoe_pipeline.settings import load_settings
-from llmoe_pipeline.signals import read_history, recorded_days
+from llmoe_pipeline.app.runner import materializations, run_requests
+from llmoe_pipeline.config.settings import load_settings
+from llmoe_pipeline.trading.signals import read_history, recorded_days
 from llmoe_pipeline_tests import fakes
 from llmoe_pipeline_tests.defs.graph_support import fake_definitions
 from llmoe_pipeline_tests.e2e.support import SLICE_START, SLICE_TICKERS, cut_csv, write_config

@@ -8,8 +8,8 @@ import shutil
 
 import dagster as dg
 
+from llmoe_pipeline.core.paths import REPO_ROOT
 from llmoe_pipeline.defs.jobs import LLM_RUN_TAG
-from llmoe_pipeline.paths import REPO_ROOT
 from llmoe_pipeline_tests.defs.graph_support import fake_definitions, slice_settings
 
 

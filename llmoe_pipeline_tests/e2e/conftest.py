@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.core.paths import REPO_ROOT
 from llmoe_pipeline_tests.e2e.support import (
     ARTIFACTS_DIR,
     BIN_DIR,

@@ -25,7 +25,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from llmoe_pipeline.paths import REPO_ROOT
+from llmoe_pipeline.core.paths import REPO_ROOT
 from llmoe_pipeline_tests.model_fixtures import small_training
 
 SLICE_TICKERS = ("AAPL", "MSFT")

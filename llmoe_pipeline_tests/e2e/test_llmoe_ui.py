@@ -11,8 +11,8 @@ import urllib.request
 
 import psutil
 
-from llmoe_pipeline.paths import REPO_ROOT
-from llmoe_pipeline.ui import port_free
+from llmoe_pipeline.app.ui import port_free
+from llmoe_pipeline.core.paths import REPO_ROOT
 from llmoe_pipeline_tests.e2e.support import SERVER_START_TIMEOUT_S, free_port
 
 
@@ -38,7 +38,7 @@ def test_llmoe_ui_serves_both_uis_and_sigterm_stops_every_process(tmp_path):
     port, mlflow_port = free_port(), free_port()
     env = {**os.environ, "LLMOE_HOME": str(tmp_path / "home"), "LLMOE_TICKERS": "AAPL"}
     ui = subprocess.Popen(
-        [sys.executable, "-m", "llmoe_pipeline.cli", "ui", "--port", str(port), "--mlflow-port", str(mlflow_port)],
+        [sys.executable, "-m", "llmoe_pipeline.app.cli", "ui", "--port", str(port), "--mlflow-port", str(mlflow_port)],
         cwd=REPO_ROOT,
         env=env,
         stdout=subprocess.PIPE,

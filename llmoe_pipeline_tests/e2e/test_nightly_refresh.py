@@ -16,9 +16,9 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 
+from llmoe_pipeline.app.runner import materializations, run_requests
+from llmoe_pipeline.config.settings import load_settings
 from llmoe_pipeline.definitions import build_definitions
-from llmoe_pipeline.runner import materializations, run_requests
-from llmoe_pipeline.settings import load_settings
 from llmoe_pipeline_tests.e2e.support import SLICE_END, SLICE_TICKERS, fresh_home, write_config, write_slice
 
 MODEL_ASSETS = (

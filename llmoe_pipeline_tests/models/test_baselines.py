@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from llmoe_pipeline import FEATURE_NAMES, window_columns
-from llmoe_pipeline.config import BaselineConfig
+from llmoe_pipeline.config.protocol import BaselineConfig
 from llmoe_pipeline.models import BASELINES, baseline, input_columns, validation_score
 from llmoe_pipeline.models.baselines import fit_lstm
 from llmoe_pipeline.models.search import best_trial

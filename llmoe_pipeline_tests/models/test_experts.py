@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 import torch
 
-from llmoe_pipeline.config import ExpertConfig
+from llmoe_pipeline.config.protocol import ExpertConfig
 from llmoe_pipeline.models import (
     expert_param_grid,
     grid_search_experts,
@@ -16,7 +16,7 @@ from llmoe_pipeline.models import (
     llmoe_predict,
     train_expert,
 )
-from llmoe_pipeline.regimes import REGIMES
+from llmoe_pipeline.router.regimes import REGIMES
 from llmoe_pipeline_tests.model_fixtures import rule_labels, small_features
 
 TINY = ExpertConfig(
@@ -98,7 +98,7 @@ def test_a_regime_with_one_target_stops_once_learnt_and_others_run_to_patience(f
     """The oracle's routing gives each expert days of one direction only: its validation loss would fall for every
     epoch; training stops at LEARNT_LOSS. Real routing never gets near it and runs until patience."""
     from llmoe_pipeline.models.nets import LEARNT_LOSS
-    from llmoe_pipeline.routing import oracle_scores
+    from llmoe_pipeline.router.variants import oracle_scores
 
     oracle = oracle_scores(features).assign(
         label=lambda s: np.where(s["p_optimistic"] > 0.5, "Optimistic", "Pessimistic")
@@ -196,7 +196,7 @@ def _scored_labels(features: pd.DataFrame, test_shift: float = 0.0) -> pd.DataFr
 
 def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_training_windows(features):
     from llmoe_pipeline.models import search_router_threshold, validation_score
-    from llmoe_pipeline.regimes import apply_threshold
+    from llmoe_pipeline.router.regimes import apply_threshold
 
     cfg = TINY.model_copy(update={"threshold_quantile_grid": [0.02, 0.4, 0.6]})
     scored = _scored_labels(features)
@@ -241,7 +241,7 @@ def test_router_threshold_search_picks_the_best_validation_quantile_fitted_on_tr
 
 
 def test_regime_counts_and_the_windows_an_expert_needs():
-    from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, regime_counts, too_few_windows
+    from llmoe_pipeline.router.regimes import MIN_ROWS_PER_REGIME, regime_counts, too_few_windows
 
     labels = pd.DataFrame(
         {

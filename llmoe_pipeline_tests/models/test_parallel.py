@@ -5,11 +5,11 @@ import os
 import numpy as np
 import pytest
 
+from llmoe_pipeline.core.parallel import WORKERS_ENV, fit_workers, map_fits
 from llmoe_pipeline.models.common import input_columns
 from llmoe_pipeline.models.experts import train_expert
 from llmoe_pipeline.models.search import run_search
 from llmoe_pipeline.models.training import seed_models
-from llmoe_pipeline.parallel import WORKERS_ENV, fit_workers, map_fits
 from llmoe_pipeline_tests.model_fixtures import rule_labels, small_features
 
 PARAMS = {"hidden_sizes": [16, 8, 4], "dropout": 0.1, "learning_rate": 3e-3, "max_epochs": 6, "patience": 2}

@@ -99,7 +99,7 @@ def materialize_pipeline(home: Path, config_file: Path, monkeypatch: pytest.Monk
     raise."""
     import dagster as dg
 
-    from llmoe_pipeline.settings import load_settings
+    from llmoe_pipeline.config.settings import load_settings
 
     monkeypatch.setenv("LLMOE_HOME", str(home))
     settings = load_settings(config_file, home=home)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.io import write_parquet_atomic
+from llmoe_pipeline.core.files import write_parquet_atomic
 
 ASSETS = 3
 ROWS = 200_000  # a few MB per file: each write takes long enough for kills to land inside it
@@ -45,11 +45,11 @@ def materialize_rounds(config_file: str, rounds: int) -> None:
     `config_file` (the home: $LLMOE_HOME) and the resources `build_resources` makes from them."""
     import dagster as dg
 
+    from llmoe_pipeline.config.settings import load_settings
     from llmoe_pipeline.defs.assets.data import build_data_assets
     from llmoe_pipeline.defs.assets.features import build_feature_assets
     from llmoe_pipeline.defs.partitions import Partitions
     from llmoe_pipeline.defs.resources import build_resources
-    from llmoe_pipeline.settings import load_settings
 
     settings = load_settings(config_file)
     partitions = Partitions.for_tickers(settings.tickers)

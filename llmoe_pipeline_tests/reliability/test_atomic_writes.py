@@ -18,8 +18,8 @@ import pyarrow
 import pytest
 import yaml
 
+from llmoe_pipeline.core.files import STALE_TEMP_SECONDS, write_bytes_atomic
 from llmoe_pipeline.defs.io_manager import load_asset_value
-from llmoe_pipeline.io import STALE_TEMP_SECONDS, write_bytes_atomic
 from llmoe_pipeline_tests.reliability import kill_target
 from llmoe_pipeline_tests.reliability.kill_target import ASSETS, versioned_frame, write_versions
 

@@ -22,9 +22,9 @@ import pytest
 import yaml
 
 from llmoe_pipeline import DataValidationError, build_features, daily_news, load_headlines, load_prices
+from llmoe_pipeline.config.settings import ConfigError, load_settings
 from llmoe_pipeline.data import MAX_HEADLINE_CHARS
 from llmoe_pipeline.defs.assets.features import split_order_problems
-from llmoe_pipeline.settings import ConfigError, load_settings
 from llmoe_pipeline_tests.reliability.helpers import (
     Slices,
     csv_bytes,
@@ -855,7 +855,7 @@ def test_config_error_fails_before_dagster_and_changes_no_stored_asset(slices, g
 def test_config_error_in_llmoe_run_is_one_line_and_changes_nothing_in_the_home(
     slices, good_home, tmp_path, monkeypatch, capsys
 ):
-    from llmoe_pipeline import cli
+    from llmoe_pipeline.app import cli
 
     home = _home_copy(good_home, tmp_path)
     before = snapshot(home)

@@ -7,14 +7,14 @@ import pandas as pd
 import pytest
 
 from llmoe_pipeline import SplitConfig, build_features, daily_news, window_columns
-from llmoe_pipeline.config import BaselineConfig, ExpertConfig
-from llmoe_pipeline.evaluation import RoutedExperts, predict_all
+from llmoe_pipeline.config.protocol import BaselineConfig, ExpertConfig
 from llmoe_pipeline.models import baseline, search_router_threshold, train_expert
-from llmoe_pipeline.regimes import apply_threshold
 from llmoe_pipeline.router.backends import BackendSpec, RouterBackendConfig
 from llmoe_pipeline.router.cache import LabelCache
 from llmoe_pipeline.router.labels import label_windows
 from llmoe_pipeline.router.prompt import build_prompts
+from llmoe_pipeline.router.regimes import apply_threshold
+from llmoe_pipeline.trading.evaluation import RoutedExperts, predict_all
 from llmoe_pipeline_tests.router_support import SHORT, reference_data
 
 SPLIT = SplitConfig(

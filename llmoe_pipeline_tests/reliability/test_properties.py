@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from llmoe_pipeline import DataValidationError, build_features, load_prices, window_columns
-from llmoe_pipeline.features import FEATURE_NAMES, MA_WINDOWS, SPLITS, daily_features
-from llmoe_pipeline.io import atomic_path
-from llmoe_pipeline.paths import resolve_under_home
+from llmoe_pipeline.core.files import atomic_path
+from llmoe_pipeline.core.paths import resolve_under_home
+from llmoe_pipeline.features.windows import FEATURE_NAMES, MA_WINDOWS, SPLITS, daily_features
 
 WARM_UP = 34  # rows per ticker without a feature row: 29 (30-day average) + 4 (window) + 1 (no next day)
 PROPERTY = settings(
@@ -247,7 +247,7 @@ def test_asset_file_of_any_partition_key_stays_under_its_base_or_is_refused(tmp_
 
 @pytest.mark.parametrize("spec", ["AAPL,../x", ["/tmp/x"], "AAPL,.hidden", "-rf"])
 def test_tickers_from_the_environment_must_be_plain_names(spec):
-    from llmoe_pipeline.settings import ConfigError, load_settings, resolve_tickers
+    from llmoe_pipeline.config.settings import ConfigError, load_settings, resolve_tickers
 
     cfg = load_settings().protocol
     with pytest.raises(ConfigError, match="invalid ticker"):
@@ -259,7 +259,7 @@ def test_tickers_from_the_environment_must_be_plain_names(spec):
 
 
 def test_invalid_ticker_in_the_config_is_refused(tmp_path):
-    from llmoe_pipeline.settings import ConfigError, load_settings
+    from llmoe_pipeline.config.settings import ConfigError, load_settings
 
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"data": {"tickers": ["AAPL", "../x"]}}), encoding="utf-8")
@@ -269,7 +269,7 @@ def test_invalid_ticker_in_the_config_is_refused(tmp_path):
 
 
 def test_invalid_ticker_in_the_config_file_is_an_error_naming_the_file_and_key(tmp_path):
-    from llmoe_pipeline.settings import ConfigError, load_settings
+    from llmoe_pipeline.config.settings import ConfigError, load_settings
 
     path = tmp_path / "config.yaml"
     path.write_text(yaml.safe_dump({"data": {"tickers": ["AAPL", "../x"]}}), encoding="utf-8")
@@ -288,7 +288,7 @@ def _write_one_asset(manager, instance, partition: str = "AAPL"):
 @pytest.mark.parametrize("base_dir", ["../escaped", "ABSOLUTE"])
 def test_io_manager_base_dir_from_a_config_file_cannot_leave_home(tmp_path, monkeypatch, base_dir):
     """The assets folder is <home>/assets, from the settings: a config file cannot point it elsewhere."""
-    from llmoe_pipeline.settings import ConfigError, load_settings
+    from llmoe_pipeline.config.settings import ConfigError, load_settings
 
     cwd = tmp_path / "cwd"
     cwd.mkdir()
@@ -311,8 +311,8 @@ def test_io_manager_base_dir_from_run_config_cannot_leave_home(tmp_path, monkeyp
     """Resource config can still be edited per run (the Dagster launchpad): writing outside the home is not fine."""
     import dagster as dg
 
+    from llmoe_pipeline.config.settings import load_settings
     from llmoe_pipeline.defs.resources import build_resources
-    from llmoe_pipeline.settings import load_settings
 
     home, cwd = tmp_path / "home", tmp_path / "cwd"
     cwd.mkdir()
@@ -343,8 +343,8 @@ def test_io_manager_writes_under_the_home_of_the_settings_wherever_the_process_r
     the working folder changed and with $LLMOE_HOME pointing elsewhere."""
     import dagster as dg
 
+    from llmoe_pipeline.config.settings import load_settings
     from llmoe_pipeline.defs.resources import build_resources
-    from llmoe_pipeline.settings import load_settings
 
     home, other = tmp_path / "home", tmp_path / "other"
     other.mkdir()

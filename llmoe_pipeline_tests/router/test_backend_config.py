@@ -14,7 +14,7 @@ import types
 import pytest
 from pydantic import ValidationError
 
-from llmoe_pipeline import cpu
+from llmoe_pipeline.core import cpu
 from llmoe_pipeline.router.backends import (
     BACKENDS,
     DEFAULT_DTYPE,

@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 import torch
 
-from llmoe_pipeline.cpu import this_machine_kernel_family
+from llmoe_pipeline.core.cpu import this_machine_kernel_family
 from llmoe_pipeline.router.backends import RECIPE, RouterBackendConfig, make_backend
 from llmoe_pipeline.router.backends.config import cpu_has_native_bf16
 from llmoe_pipeline.router.cache import LabelCache

@@ -102,7 +102,7 @@ def cache(request, tmp_path):
         with LabelCache(tmp_path / "cache.sqlite") as c:
             yield c
         return
-    from llmoe_pipeline.router.pg_cache import PostgresLabelCache
+    from llmoe_pipeline.router.cache.postgres import PostgresLabelCache
 
     with PostgresLabelCache(request.getfixturevalue("postgres_url")) as c:
         yield c

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from llmoe_pipeline.data import daily_news
-from llmoe_pipeline.features import build_features
+from llmoe_pipeline.features.windows import build_features
 from llmoe_pipeline.router.backends import RouterBackend, RouterBackendConfig, make_backend
 from llmoe_pipeline.router.cache import CacheEntry, LabelCache, cache_key
 from llmoe_pipeline.router.labels import explain_windows, label_windows

@@ -49,7 +49,7 @@ def test_a_conversion_waits_for_one_in_progress_and_uses_its_result(router_model
     delete the other's temp folder. The second waits for the first's lock, then finds the folder made."""
     import threading
 
-    from llmoe_pipeline.io import file_lock
+    from llmoe_pipeline.core.files import file_lock
     from llmoe_pipeline.router.model import ensure_alias_converted
 
     target = tmp_path / "models" / "smollm2-135m-instruct"

@@ -7,12 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from llmoe_pipeline.regimes import REGIMES as LABELS
-from llmoe_pipeline.regimes import apply_threshold, fit_threshold
 from llmoe_pipeline.router.backends import BackendSpec, RouterBackendConfig, make_backend
 from llmoe_pipeline.router.cache import LabelCache
 from llmoe_pipeline.router.labels import label_windows
 from llmoe_pipeline.router.model import model_id_of
+from llmoe_pipeline.router.regimes import REGIMES as LABELS
+from llmoe_pipeline.router.regimes import apply_threshold, fit_threshold
 from llmoe_pipeline_tests.router.float32_reference import float32_reference
 from llmoe_pipeline_tests.router_support import SHORT, Unclosed, prompts_for, reference_data, reference_windows
 

@@ -6,8 +6,8 @@ from __future__ import annotations
 import argparse
 import signal
 
-from llmoe_pipeline import ui
-from llmoe_pipeline.settings import load_settings
+from llmoe_pipeline.app import ui
+from llmoe_pipeline.config.settings import load_settings
 from llmoe_pipeline.tracking.server import MLFLOW_SERVER_ENV
 
 SWITCH = "MLFLOW_SERVER_ENABLE_JOB_EXECUTION"

@@ -314,7 +314,7 @@ def test_records_logged_by_two_worker_processes_are_complete(tmp_path, monkeypat
     import mlflow
     import torch
 
-    from llmoe_pipeline.parallel import WORKERS_ENV
+    from llmoe_pipeline.core.parallel import WORKERS_ENV
     from llmoe_pipeline.tracking.records import ModelRecord, SeedRecord, log_records
 
     monkeypatch.setenv(WORKERS_ENV, "2")

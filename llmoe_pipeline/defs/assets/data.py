@@ -1,5 +1,5 @@
 """Raw inputs: daily prices and dated headlines for one ticker (llmoe_pipeline/data/ does the work), with their
-data-quality checks (llmoe_pipeline/quality.py).
+data-quality checks (llmoe_pipeline/data/quality.py).
 
 `raw_headlines` takes `raw_prices` as input: its `news_coverage` check counts the ticker's trading days with
 news, which only the prices know. A check whose severity is ERROR (config `quality:`) fails the asset before its
@@ -10,11 +10,11 @@ import dagster as dg
 import pandas as pd
 
 from llmoe_pipeline.data import PRICE_COLUMNS, load_headlines, load_prices
+from llmoe_pipeline.data.quality import PRICE_CHECKS, CheckOutcome, news_coverage, price_quality
 from llmoe_pipeline.defs.checks import OWNERS, checks_then_output
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.resources import ProtocolResource
-from llmoe_pipeline.features import DEFAULT_WINDOW, MA_WINDOWS
-from llmoe_pipeline.quality import PRICE_CHECKS, CheckOutcome, news_coverage, price_quality
+from llmoe_pipeline.features.windows import DEFAULT_WINDOW, MA_WINDOWS
 
 MIN_DAYS = DEFAULT_WINDOW + max(MA_WINDOWS)  # a complete window plus one day with a target
 _SEVERITY = {"warn": dg.AssetCheckSeverity.WARN, "error": dg.AssetCheckSeverity.ERROR}

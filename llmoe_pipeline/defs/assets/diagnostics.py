@@ -1,5 +1,5 @@
 """router_diagnostics: what each router variant's score says about the next day's direction, and what it tracks
-(issue #10, section 2; llmoe_pipeline/diagnostics/, plots_router.py).
+(issue #10, section 2; llmoe_pipeline/research/diagnostics/, plots_router.py).
 
 Per variant with a score (not `single`) and split: the AUC of p_optimistic for the next day's direction and the
 hit rate of its label at the threshold its LLMoE grid chose, each with a block-bootstrap interval; the Optimistic
@@ -15,22 +15,22 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from llmoe_pipeline.catalog import RouterVariant
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import MLflowResource, ModelStoreResource, ProtocolResource
-from llmoe_pipeline.diagnostics import VariantRouting, mlflow_metrics, router_diagnostics
-from llmoe_pipeline.diagnostics.auc import DEFAULT_REPS, MIN_BLOCK
-from llmoe_pipeline.diagnostics.markdown import (
+from llmoe_pipeline.reporting.router_plots import plot_optimistic_share
+from llmoe_pipeline.research.diagnostics import VariantRouting, mlflow_metrics, router_diagnostics
+from llmoe_pipeline.research.diagnostics.auc import DEFAULT_REPS, MIN_BLOCK
+from llmoe_pipeline.research.diagnostics.markdown import (
     agreement_table,
     contradiction_markdown,
     correlation_table,
     interval_table,
     monthly_table,
 )
-from llmoe_pipeline.diagnostics.tracking import ROLE, log_diagnostics
-from llmoe_pipeline.plots_router import plot_optimistic_share
-from llmoe_pipeline.routing import RouterVariant
+from llmoe_pipeline.research.diagnostics.tracking import ROLE, log_diagnostics
 from llmoe_pipeline.tracking.provenance import data_files_hash
 
 ASSET = "router_diagnostics"

@@ -1,5 +1,5 @@
 """Evaluation: every model's P(up) on validation and test days (predictions), the all-in/all-out backtests and
-seven metrics (backtest_results, daily_returns) and the plots (llmoe_pipeline/evaluation.py, backtest.py,
+seven metrics (backtest_results, daily_returns) and the plots (llmoe_pipeline/trading/evaluation.py, backtest.py,
 metrics.py, plots.py, report.py)."""
 
 import base64
@@ -8,16 +8,16 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from llmoe_pipeline.catalog import BUY_AND_HOLD, RouterVariant, uses_future
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_key
 from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
-from llmoe_pipeline.evaluation import RoutedExperts, equity_curves, evaluate, predict_all
-from llmoe_pipeline.models import BUY_AND_HOLD, LLMoESearch, ModelSet, registry
+from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models.training import SINGLE_EXPERT
-from llmoe_pipeline.plots import plot_drawdown, plot_equity, plot_regimes
-from llmoe_pipeline.regimes import apply_threshold
-from llmoe_pipeline.report import summarize, to_markdown
-from llmoe_pipeline.routing import RouterVariant, uses_future
+from llmoe_pipeline.reporting.plots import plot_drawdown, plot_equity, plot_regimes
+from llmoe_pipeline.reporting.tables import summarize, to_markdown
+from llmoe_pipeline.router.regimes import apply_threshold
+from llmoe_pipeline.trading.evaluation import RoutedExperts, equity_curves, evaluate, predict_all
 
 
 def model_inputs(variants: list[RouterVariant]) -> dict[str, dg.AssetIn]:

@@ -1,4 +1,4 @@
-"""The 55-input feature windows, target and split for one ticker (llmoe_pipeline/features.py)."""
+"""The 55-input feature windows, target and split for one ticker (llmoe_pipeline/features/windows.py)."""
 
 import dagster as dg
 import numpy as np
@@ -7,8 +7,8 @@ import pandas as pd
 from llmoe_pipeline.defs.checks import OWNERS, checks_then_output
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.resources import ProtocolResource
-from llmoe_pipeline.features import LIVE, build_features, dropped_row_counts, live_windows, window_columns
-from llmoe_pipeline.retraining import effective_split
+from llmoe_pipeline.features.windows import LIVE, build_features, dropped_row_counts, live_windows, window_columns
+from llmoe_pipeline.trading.retraining import effective_split
 
 _CHECKS = [
     dg.AssetCheckSpec(

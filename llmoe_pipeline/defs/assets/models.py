@@ -13,6 +13,7 @@ from collections.abc import Callable
 import dagster as dg
 import pandas as pd
 
+from llmoe_pipeline.catalog import RouterVariant
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_key
 from llmoe_pipeline.defs.progress import progress_log
@@ -20,7 +21,6 @@ from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
 from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models import training as tr
 from llmoe_pipeline.models.store import training_fingerprint
-from llmoe_pipeline.routing import RouterVariant
 
 
 def model_set_output(

@@ -1,24 +1,23 @@
-"""The verdict's evidence per ticker: the walk-forward (llmoe_pipeline/walkforward.py, when enabled) and the
-significance of every comparison (llmoe_pipeline/significance/), on the test split and the walk-forward years."""
+"""The verdict's evidence per ticker: the walk-forward (research/walkforward.py, when enabled) and the
+significance of every comparison (research/significance/), on the test split and the walk-forward years."""
 
 import math
 
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.config import PipelineConfig
+from llmoe_pipeline.catalog import LLMOE, RouterVariant
+from llmoe_pipeline.config.protocol import PipelineConfig
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
 from llmoe_pipeline.models import LLMoESearch
-from llmoe_pipeline.models.registry import LLMOE
-from llmoe_pipeline.report import summarize, to_markdown
-from llmoe_pipeline.routing import RouterVariant
-from llmoe_pipeline.significance import model_set_tests, pairwise_sharpe_tests, seed_averaged_returns
-from llmoe_pipeline.significance.track_record import selection, track_record
-from llmoe_pipeline.verdict import TickerEvidence, power_words, selection_words
-from llmoe_pipeline.walkforward import concatenated_metrics, walk_forward, yearly_sharpe
+from llmoe_pipeline.reporting.tables import summarize, to_markdown
+from llmoe_pipeline.research.significance import model_set_tests, pairwise_sharpe_tests, seed_averaged_returns
+from llmoe_pipeline.research.significance.track_record import selection, track_record
+from llmoe_pipeline.research.verdict import TickerEvidence, power_words, selection_words
+from llmoe_pipeline.research.walkforward import concatenated_metrics, walk_forward, yearly_sharpe
 
 
 def json_safe(value):

@@ -1,17 +1,17 @@
-"""Routing: the LLM reads each 5-day window and scores it Optimistic/Pessimistic (router_labels; llmoe_pipeline/
-router/), the LLM ablations that see part of the prompt, and the rule routers' scores (llmoe_pipeline/routing.py)."""
+"""Routing: the LLM reads each 5-day window and scores it Optimistic/Pessimistic (router_labels; router/),
+the LLM ablations that see part of the prompt, and the rule routers' scores (router/variants.py)."""
 
 import time
 
 import dagster as dg
 import pandas as pd
 
+from llmoe_pipeline.catalog import RouterVariant
 from llmoe_pipeline.defs.checks import OWNERS, checks_then_output, retry_only
 from llmoe_pipeline.defs.jobs import EXPLANATIONS_TAG
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import LLMRouterResource, ModelStoreResource, ProtocolResource
-from llmoe_pipeline.regimes import MIN_ROWS_PER_REGIME, apply_threshold, fit_threshold, regime_counts, too_few_windows
 from llmoe_pipeline.router.backends.openai import ServerUnavailableError
 from llmoe_pipeline.router.labels import (
     explain_windows,
@@ -21,8 +21,15 @@ from llmoe_pipeline.router.labels import (
     shown_kernel_family,
 )
 from llmoe_pipeline.router.prompt import configured_prompts, prompt_version
-from llmoe_pipeline.routing import RULE_SCORES, RouterVariant, random_scores
-from llmoe_pipeline.signals import fill_explanations
+from llmoe_pipeline.router.regimes import (
+    MIN_ROWS_PER_REGIME,
+    apply_threshold,
+    fit_threshold,
+    regime_counts,
+    too_few_windows,
+)
+from llmoe_pipeline.router.variants import RULE_SCORES, random_scores
+from llmoe_pipeline.trading.signals import fill_explanations
 
 RETRY_DELAY_S = 5  # a router server that is restarting answers again within seconds
 

@@ -1,4 +1,4 @@
-"""trading_signals: tomorrow's decision per ticker (llmoe_pipeline/signals.py), appended to the signal history
+"""trading_signals: tomorrow's decision per ticker (llmoe_pipeline/trading/signals.py), appended to the signal history
 under the home, shown as metadata and logged to MLflow (experiment `llmoe-live`, one run per ticker and day)."""
 
 import datetime as dt
@@ -8,18 +8,18 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
+from llmoe_pipeline.catalog import RouterVariant
+from llmoe_pipeline.core.hashing import sha256_json
 from llmoe_pipeline.defs.assets.evaluation import plain_models, routed_labels
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_key
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import MLflowResource, ModelStoreResource, ProtocolResource
-from llmoe_pipeline.hashing import sha256_json
 from llmoe_pipeline.models import registry
-from llmoe_pipeline.retraining import effective_split
-from llmoe_pipeline.routing import RouterVariant
-from llmoe_pipeline.signals import append_signals, compute_signals, days_to_signal, recorded_days, signals_json
 from llmoe_pipeline.tracking.provenance import data_files_hash
 from llmoe_pipeline.tracking.tags import CONFIG_HASH_TAG, ROLE_TAG, TICKER_TAG
+from llmoe_pipeline.trading.retraining import effective_split
+from llmoe_pipeline.trading.signals import append_signals, compute_signals, days_to_signal, recorded_days, signals_json
 
 LIVE_EXPERIMENT = "llmoe-live"
 AS_OF_TAG = "llmoe.as_of"

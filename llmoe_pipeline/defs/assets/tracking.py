@@ -8,15 +8,15 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
+from llmoe_pipeline.catalog import LLMOE, RouterVariant
+from llmoe_pipeline.core.hashing import sha256_text
 from llmoe_pipeline.defs.assets.evaluation import model_inputs, model_sets
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import MLflowResource, ModelStoreResource, ProtocolResource
-from llmoe_pipeline.features import window_columns
-from llmoe_pipeline.hashing import sha256_text
+from llmoe_pipeline.features.windows import window_columns
 from llmoe_pipeline.router.labels import shown_kernel_family
-from llmoe_pipeline.routing import RouterVariant
 from llmoe_pipeline.tracking.provenance import data_files_hash
 from llmoe_pipeline.tracking.records import log_records, model_records
 
@@ -92,7 +92,7 @@ def build_tracking_assets(partitions: Partitions, variants: list[RouterVariant])
         return dg.Output(
             urls,
             metadata={
-                "mlflow_llmoe_run": dg.MetadataValue.url(urls["LLMoE"]),
+                "mlflow_llmoe_run": dg.MetadataValue.url(urls[LLMOE]),
                 "mlflow_parent_runs": dg.MetadataValue.json(urls),
             },
         )

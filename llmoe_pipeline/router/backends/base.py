@@ -14,8 +14,8 @@ from typing import Any, Literal
 
 import numpy as np
 
-from llmoe_pipeline.regimes import REGIMES as LABELS
 from llmoe_pipeline.router.prompt import SCORE_QUESTION, chat_messages
+from llmoe_pipeline.router.regimes import REGIMES as LABELS
 
 # A prompt used only to find the label tokens: where the answer starts under the chat template.
 _PROBE_PROMPT = f"Stock: PROBE\n\n{SCORE_QUESTION.format(ticker='PROBE')}"

@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from llmoe_pipeline.cpu import NATIVE_BF16, this_machine_kernel_family
+from llmoe_pipeline.core.cpu import NATIVE_BF16, this_machine_kernel_family
 from llmoe_pipeline.router.model import DEFAULT_MODEL, scoring_model_id
 
 # Precision and path (measured on SmolLM2, 2-core AVX-512 + AMX CPU; README "Performance"):
@@ -25,7 +25,7 @@ from llmoe_pipeline.router.model import DEFAULT_MODEL, scoring_model_id
 #   composition, float32 by < 1e-5.
 # - the label cache keeps precisions and paths apart (model.scoring_model_id): float32 labels keep the plain model
 #   id (existing caches stay valid), any other precision is cached under the id plus backend, dtype, recipe and the
-#   kernel family (llmoe_pipeline/cpu.py: AMX and AVX512-BF16 round bfloat16 differently, so their labels differ).
+#   kernel family (llmoe_pipeline/core/cpu.py: AMX and AVX512-BF16 round bfloat16 differently, so their labels differ).
 
 
 @dataclass(frozen=True)

@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 
-from llmoe_pipeline.regimes import REGIMES as LABELS
 from llmoe_pipeline.router.backends.base import (
     _PROBE_PROMPT,
     RouterBackend,
@@ -21,6 +20,7 @@ from llmoe_pipeline.router.backends.base import (
 from llmoe_pipeline.router.backends.config import RouterBackendConfig
 from llmoe_pipeline.router.model import folder_model_id
 from llmoe_pipeline.router.prompt import chat_messages
+from llmoe_pipeline.router.regimes import REGIMES as LABELS
 from llmoe_pipeline.tracking.redaction import redact_url
 
 RETRYABLE_HTTP = {429, 500, 502, 503, 504}  # the server is busy or restarting: worth another try

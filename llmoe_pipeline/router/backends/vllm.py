@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from llmoe_pipeline.paths import llmoe_home
+from llmoe_pipeline.core.paths import llmoe_home
 from llmoe_pipeline.router.backends.base import (
     RouterBackend,
     _first_line,

@@ -1,0 +1,90 @@
+"""The project's names, in one light module (no torch, no Dagster): what the models, router variants and regimes
+are called, which variants read the future, and the constants every stage shares.
+
+Router variants (ablations): which regime assignment an LLMoE model's experts are trained and routed with. Each
+variant is its own LLMoE model: the same experts, grid search and seeds; only the routing differs. A variant gives
+every window a routing score (higher = Optimistic) and a rule for the threshold:
+- `llm`: the language model's p_optimistic (the paper's router); the threshold quantile is searched.
+- `llm_prices_only`, `llm_news_only`: the same model with the headlines, or the price lines, left out of the
+  prompt (their own prompt version, so the label cache keeps them apart); opt-in, they double the labelling.
+- `momentum`: a rule without a language model: the close against its 5-day average; the quantile is searched.
+- `random`: a seeded coin per window, with the Optimistic share the `llm` router's chosen threshold gives.
+- `oracle`: the true next-day direction. It reads the future: an upper bound and a sanity check, never a result.
+- `single`: routing off, one expert of the same architecture on all days (no score; `models.training`).
+
+Adding a variant is one `RouterVariant` here plus its scores (`router.variants.RULE_SCORES` for a rule).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+LLMOE = "LLMoE"  # display name of the paper's model; its variants are "LLMoE[<variant>]"
+BUY_AND_HOLD = "Buy&Hold"  # the benchmark: its daily strategy return is the asset's return
+TRADING_DAYS_PER_YEAR = 252  # annualization of every daily metric and test
+REGIMES = ("Optimistic", "Pessimistic")  # the label words the language model scores; REGIMES[0] is p_optimistic's
+REFRESH_CHAIN_TAG = "llmoe/refresh"  # run tag shared by the runs of one ticker's refresh (the first run's id)
+
+Threshold = Literal["searched", "llm_share", "fixed"]
+
+
+@dataclass(frozen=True)
+class RouterVariant:
+    name: str
+    description: str
+    threshold: Threshold = "searched"
+    fixed_threshold: float | None = None  # with threshold "fixed"
+    uses_future: bool = False  # reads the target: an upper bound, marked in every table, plot and MLflow run
+    prompt_parts: tuple[str, ...] | None = None  # LLM variants: which parts of the prompt the model sees
+    experts: bool = True  # False for `single`: one network, no regimes
+
+    @property
+    def display_name(self) -> str:
+        return LLMOE if self.name == "llm" else f"{LLMOE}[{self.name}]"
+
+    @property
+    def is_llm(self) -> bool:
+        return self.prompt_parts is not None
+
+    @property
+    def routing_asset(self) -> str:
+        """The asset holding every window's score: the LLM's labels, or a cheap rule's scores."""
+        if self.name == "llm":
+            return "router_labels"
+        return f"router_labels_{self.name.removeprefix('llm_')}" if self.is_llm else f"routing_scores_{self.name}"
+
+
+VARIANTS: tuple[RouterVariant, ...] = (
+    RouterVariant("llm", "the language model's p_optimistic (the paper's router)", prompt_parts=("prices", "news")),
+    RouterVariant("momentum", "close vs its 5-day average, above the training windows' quantile"),
+    RouterVariant("random", "a seeded coin per window with the llm router's Optimistic share", threshold="llm_share"),
+    RouterVariant("single", "routing off: one expert of the same architecture on all days", experts=False),
+    RouterVariant(
+        "oracle",
+        "the true next-day direction: uses the future, an upper bound only",
+        threshold="fixed",
+        fixed_threshold=0.5,
+        uses_future=True,
+    ),
+    RouterVariant("llm_prices_only", "the language model without the headlines", prompt_parts=("prices",)),
+    RouterVariant("llm_news_only", "the language model without the price lines", prompt_parts=("news",)),
+)
+VARIANT_NAMES = tuple(v.name for v in VARIANTS)
+DEFAULT_VARIANTS = ("llm", "momentum", "random", "single", "oracle")  # the free ones, in `make run`
+
+
+def variant(name: str) -> RouterVariant:
+    for v in VARIANTS:
+        if v.name == name:
+            return v
+    raise ValueError(f"unknown router variant {name!r} (expected one of {list(VARIANT_NAMES)})")
+
+
+def uses_future(display_name: str) -> bool:
+    return any(v.uses_future and v.display_name == display_name for v in VARIANTS)
+
+
+def is_llmoe(model: str) -> bool:
+    """An LLMoE model (the paper's router or one of its variants), by display name."""
+    return str(model) == LLMOE or str(model).startswith(f"{LLMOE}[")
