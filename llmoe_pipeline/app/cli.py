@@ -15,12 +15,13 @@ from collections.abc import Callable
 from pathlib import Path
 
 from llmoe_pipeline.app.console import CliError, dagster_home, dagster_instance, quiet_libraries, root_cause
+from llmoe_pipeline.config.settings import TICKERS_ENV, load_settings
 from llmoe_pipeline.core.files import write_text_atomic
+from llmoe_pipeline.tracking.redaction import redact_text
 
 
 def _load_settings(args: argparse.Namespace, **overrides):
     """The run's settings, loaded once: defaults < --config file < the other flags."""
-    from llmoe_pipeline.config.settings import TICKERS_ENV, load_settings
 
     tickers = args.tickers if getattr(args, "tickers", None) is not None else os.environ.get(TICKERS_ENV) or None
     return load_settings(
@@ -39,26 +40,29 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     settings = _load_settings(args)
-    from llmoe_pipeline.app.runner import across_tables, load_evidence, load_results
-    from llmoe_pipeline.definitions import build_definitions
+    from llmoe_pipeline.defs.results import StoredResults
     from llmoe_pipeline.reporting.research import report_json, report_markdown
     from llmoe_pipeline.reporting.tables import format_table, summarize
-    from llmoe_pipeline.research.across import across_text
+    from llmoe_pipeline.research.across import across_text, across_tickers
     from llmoe_pipeline.research.verdict import verdict_text
 
-    defs, instance, tickers = build_definitions(settings), dagster_instance(settings.home), list(settings.tickers)
-    summary = summarize(load_results(defs, tickers, instance))
+    stored, tickers = StoredResults.of(settings, dagster_instance(settings.home)), list(settings.tickers)
+    summary = summarize(stored.backtest_results(tickers))
     sig = settings.protocol.significance
-    across = across_tables(defs, instance, tickers, summary, sig.power_gap, sig.target_power) if args.across else None
+    across = (
+        across_tickers(summary, stored.daily_returns(tickers), power_gap=sig.power_gap, target_power=sig.target_power)
+        if args.across
+        else None
+    )
     if args.format == "table" and across is not None:
         print(across_text(across))
         return 0
     if args.format == "table":
         print(format_table(summary, split=args.split))
         if args.split == "test":
-            print("\n".join(verdict_text(load_evidence(defs, settings, t, instance)) for t in tickers))
+            print("\n".join(verdict_text(stored.evidence(t)) for t in tickers))
         return 0
-    evidence = [load_evidence(defs, settings, t, instance) for t in tickers]
+    evidence = [stored.evidence(t) for t in tickers]
     if args.format == "json":
         obj = report_json(summary, evidence) | (
             {"across": {k: v.reset_index().to_dict(orient="records") for k, v in across.items()}} if across else {}
@@ -224,7 +228,6 @@ def run_command(prog: str, args: argparse.Namespace, describe: Callable[[BaseExc
     except Exception as exc:
         if os.environ.get("LLMOE_DEBUG"):
             raise
-        from llmoe_pipeline.tracking.redaction import redact_text
 
         cause = " ".join(redact_text(describe(exc)).split())  # one line, no secrets (URLs in messages)
         print(f"{prog} {args.command}: error: {cause}", file=sys.stderr)

@@ -1,5 +1,5 @@
 """`llmoe run` / `llmoe report`: run each ticker's refresh in-process against the same Dagster instance as the
-UI (so the UI shows the CLI's runs), and read results back through Dagster's IO manager."""
+UI (so the UI shows the CLI's runs), and print what they stored (`defs.results`)."""
 
 from __future__ import annotations
 
@@ -14,12 +14,16 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor, as_completed
 
 import dagster as dg
-import pandas as pd
 
 from llmoe_pipeline.app.console import RefreshError, quiet_libraries, root_cause
 from llmoe_pipeline.config.settings import Settings
 from llmoe_pipeline.core.parallel import WORKERS_ENV, cores
+from llmoe_pipeline.definitions import build_definitions
+from llmoe_pipeline.defs.results import StoredResults
 from llmoe_pipeline.defs.schedules import next_step_requests
+from llmoe_pipeline.reporting.tables import format_table, summarize
+from llmoe_pipeline.research.verdict import verdict_text
+from llmoe_pipeline.trading.signals import format_signals, read_history
 
 # The CLI prints its own progress (assets echo key lines to the `llmoe.progress` logger) and turns failures into
 # one line, so Dagster's console logger (framework events and tracebacks) is silenced. Everything is still in the
@@ -102,9 +106,7 @@ def _stop_with(parent: int) -> None:
 def _refresh_in_own_process(settings: Settings, ticker: str, instance_ref, threads: int, parent: int) -> list[str]:
     """One ticker's refresh in a worker process that has `threads` cores to itself; returns its Dagster run ids.
     Labels and fits are the same whatever the thread count (tested), so parallel refreshes change no number."""
-    import torch
-
-    from llmoe_pipeline.definitions import build_definitions
+    import torch  # in the worker only: the parent of a one-ticker run needs no torch before Dagster does
 
     _stop_with(parent)
     quiet_libraries()
@@ -124,8 +126,6 @@ def refresh_all(
     """Refresh every configured ticker, `refresh_jobs` of them at once (each in a process of its own when more
     than one: a refresh is mostly one core's work between its parallel parts). Raises the first failure after
     the other tickers have finished."""
-    from llmoe_pipeline.definitions import build_definitions
-
     tickers = list(settings.tickers)
     jobs = refresh_jobs(len(tickers), jobs)
     started = time.time()
@@ -168,85 +168,9 @@ def run_pipeline(
     settings: Settings, instance: dg.DagsterInstance, log: Callable[[str], None] = print, jobs: int | None = None
 ) -> str:
     """Refresh every configured ticker (`refresh_all`); return the printed results table."""
-    from llmoe_pipeline.definitions import build_definitions
-    from llmoe_pipeline.reporting.tables import format_table, summarize
-    from llmoe_pipeline.research.verdict import verdict_text
-    from llmoe_pipeline.trading.signals import format_signals, read_history
-
     refresh_all(settings, instance, log, jobs)
-    defs = build_definitions(settings)
-    tickers = list(settings.tickers)
-    table = format_table(summarize(load_results(defs, tickers, instance)), split="test")
-    verdicts = [verdict_text(load_evidence(defs, settings, t, instance)) for t in tickers]
+    stored, tickers = StoredResults.of(settings, instance), list(settings.tickers)
+    table = format_table(summarize(stored.backtest_results(tickers)), split="test")
+    verdicts = [verdict_text(stored.evidence(t)) for t in tickers]
     signals = format_signals(read_history(settings.home / "signals", tickers, last=1))
     return "\n".join([table, *verdicts, "", "Latest signals (the position for the next session):", signals])
-
-
-def load_results(defs: dg.Definitions, tickers: list[str], instance: dg.DagsterInstance) -> pd.DataFrame:
-    """The per-seed metrics of each ticker's latest backtest_results, read through the IO manager.
-
-    A ticker without results is skipped; none at all is an error that says what to run.
-    """
-    frames = []
-    for ticker in tickers:
-        if not instance.get_latest_materialization_event(
-            dg.AssetKey("backtest_results")
-        ) or ticker not in instance.get_materialized_partitions(dg.AssetKey("backtest_results")):
-            continue
-        frames.append(defs.load_asset_value("backtest_results", partition_key=ticker, instance=instance))
-    if not frames:
-        raise FileNotFoundError(
-            f"no backtest results for {', '.join(tickers)} yet: run `llmoe run` (or materialize "
-            "the tickers in the UI) first"
-        )
-    return pd.concat(frames, ignore_index=True)
-
-
-def _latest(defs: dg.Definitions, instance: dg.DagsterInstance, key: str, ticker: str):
-    """An asset's stored value for `ticker`, or None when that partition was never materialized."""
-    asset_key = dg.AssetKey(key)
-    if not defs.resolve_asset_graph().has(asset_key) or ticker not in instance.get_materialized_partitions(asset_key):
-        return None
-    return defs.load_asset_value(asset_key, partition_key=ticker, instance=instance)
-
-
-def load_evidence(defs: dg.Definitions, settings: Settings, ticker: str, instance: dg.DagsterInstance):
-    """What the verdict and the research report read for one ticker, through the IO manager."""
-    from llmoe_pipeline.reporting.tables import summarize
-    from llmoe_pipeline.research.verdict import TickerEvidence
-    from llmoe_pipeline.research.walkforward import concatenated_metrics, yearly_sharpe
-
-    cfg = settings.protocol
-    results = load_results(defs, [ticker], instance)
-    summary = summarize(results).query("split == 'test' and cost_bps == @cfg.backtest.cost_bps")
-    walk, wf_summary, yearly = _latest(defs, instance, "walk_forward_returns", ticker), None, None
-    if walk is not None:
-        wf_summary = summarize(concatenated_metrics(walk, cfg.backtest.periods_per_year, cfg.backtest.risk_free))
-        wf_summary = wf_summary[wf_summary["cost_bps"] == cfg.backtest.cost_bps]
-        yearly = yearly_sharpe(walk, cfg.backtest.cost_bps, cfg.backtest.periods_per_year)
-    return TickerEvidence(
-        ticker,
-        summary.reset_index(drop=True),
-        _latest(defs, instance, "significance", ticker) or {},
-        _latest(defs, instance, "router_diagnostics", ticker),
-        wf_summary,
-        yearly,
-    )
-
-
-def across_tables(
-    defs: dg.Definitions,
-    instance: dg.DagsterInstance,
-    tickers: list[str],
-    summary: pd.DataFrame,
-    power_gap: float = 1.0,
-    target_power: float = 0.8,
-):
-    """The cross-ticker verdict's tables from every ticker's stored daily returns."""
-    from llmoe_pipeline.research.across import across_tickers
-
-    frames = [d for t in tickers if (d := _latest(defs, instance, "daily_returns", t)) is not None]
-    if not frames:
-        raise FileNotFoundError("no daily returns yet: run `llmoe run` for these tickers first")
-    daily = pd.concat(frames, ignore_index=True)
-    return across_tickers(summary, daily, power_gap=power_gap, target_power=target_power)

@@ -18,6 +18,8 @@ from typing import Any
 import numpy as np
 
 from llmoe_pipeline.core.cpu import kernel_family
+from llmoe_pipeline.router.model import resolve_model
+from llmoe_pipeline.router.prompt import chat_messages
 from llmoe_pipeline.router.regimes import REGIMES
 
 
@@ -108,8 +110,6 @@ class _Naive:
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
-        from llmoe_pipeline.router.model import resolve_model
-
         path = resolve_model(model).path
         self.torch, self.prompts, self.max_new_tokens = torch, prompts, max_new_tokens
         self.tokenizer: Any = AutoTokenizer.from_pretrained(path, local_files_only=True)
@@ -118,7 +118,6 @@ class _Naive:
         ).eval()
 
     def run(self, _: Any = None) -> dict:
-        from llmoe_pipeline.router.prompt import chat_messages
 
         generated = parsed = 0
         t0 = time.perf_counter()

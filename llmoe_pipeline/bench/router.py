@@ -44,7 +44,7 @@ from llmoe_pipeline.core.files import write_text_atomic
 from llmoe_pipeline.core.paths import default_data_dir
 from llmoe_pipeline.data import daily_news, load_headlines, load_prices
 from llmoe_pipeline.features.windows import build_features
-from llmoe_pipeline.router.model import DEFAULT_MODEL
+from llmoe_pipeline.router.model import DEFAULT_MODEL, resolve_model
 from llmoe_pipeline.router.prompt import build_prompts
 
 INVARIANCE_CHUNKS = (1, 7, 64)  # the second batching: shuffled windows in calls of these sizes
@@ -94,14 +94,12 @@ def token_counts(model: str, prompts: list[str]) -> list[int]:
     from transformers import AutoTokenizer
 
     from llmoe_pipeline.router.backends import chat_token_ids
-    from llmoe_pipeline.router.model import resolve_model
 
     tokenizer = AutoTokenizer.from_pretrained(resolve_model(model).path, local_files_only=True)
     return [len(chat_token_ids(tokenizer, q)) for q in prompts]
 
 
 def run_bench(n: int, rounds: int, paths: list[str], model: str, naive_n: int) -> dict[str, Any]:
-    from llmoe_pipeline.router.model import resolve_model
 
     windows = bench_windows(n)
     prompts = windows["prompt"].tolist()

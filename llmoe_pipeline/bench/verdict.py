@@ -16,8 +16,8 @@ from unittest import mock
 
 from llmoe_pipeline.catalog import LLMOE, variant
 from llmoe_pipeline.config.settings import load_settings
-from llmoe_pipeline.definitions import build_definitions
 from llmoe_pipeline.defs.assets.research import selection_tables, significance_tables
+from llmoe_pipeline.defs.results import StoredResults
 from llmoe_pipeline.models import LLMoESearch
 from llmoe_pipeline.research.significance import compare, power
 
@@ -37,19 +37,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config")
     parser.add_argument("--tickers")
     args = parser.parse_args(argv)
-    from llmoe_pipeline.app.console import dagster_instance
-
     settings = load_settings(args.config, tickers=args.tickers.split(",") if args.tickers else None)
-    defs, instance, cfg = build_definitions(settings), dagster_instance(settings.home), settings.protocol
+    stored, cfg = StoredResults.of(settings), settings.protocol
     fair = [variant(v) for v in cfg.router.variants if variant(v).experts and not variant(v).uses_future]
     for ticker in settings.tickers:
-        daily = defs.load_asset_value("daily_returns", partition_key=ticker, instance=instance)
+        daily = stored.latest("daily_returns", ticker)
         searches: dict[str, LLMoESearch] = {
-            v.display_name: cast(
-                LLMoESearch,
-                defs.load_asset_value(["llmoe_search", v.name], partition_key=ticker, instance=instance),
-            )
-            for v in fair
+            v.display_name: cast(LLMoESearch, stored.latest(["llmoe_search", v.name], ticker)) for v in fair
         }
         started = time.perf_counter()
         _tests_only(daily, cfg)

@@ -25,14 +25,18 @@ import time
 from pathlib import Path
 from typing import Any
 
+from llmoe_pipeline.cluster.layout import ClusterLayout
+from llmoe_pipeline.config.settings import load_settings
 from llmoe_pipeline.core.paths import llmoe_home
+from llmoe_pipeline.data import load_headlines, load_prices
+from llmoe_pipeline.features.windows import build_features
+from llmoe_pipeline.router.cache import LabelCache
+from llmoe_pipeline.router.labels import label_windows
+from llmoe_pipeline.router.prompt import configured_prompts
 
 
 def ticker_prompts(settings, ticker: str):
     """The ticker's train/validation/test window prompts, and which of them the config explains."""
-    from llmoe_pipeline.data import load_headlines, load_prices
-    from llmoe_pipeline.features.windows import build_features
-    from llmoe_pipeline.router.prompt import configured_prompts
 
     cfg = settings.protocol
     # As raw_prices and raw_headlines read them: every configured file at once (a ticker may be in one file only).
@@ -54,8 +58,6 @@ def _subset(prompts, explain, n: int | None):
 
 
 def label(prompts, explain, spec, batch_size: int) -> tuple[int, float]:
-    from llmoe_pipeline.router.cache import LabelCache
-    from llmoe_pipeline.router.labels import label_windows
 
     with tempfile.TemporaryDirectory() as tmp, LabelCache(Path(tmp) / "cache.sqlite") as cache:
         started = time.perf_counter()
@@ -118,8 +120,6 @@ def _summary(per_ticker: dict) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from llmoe_pipeline.cluster.layout import ClusterLayout
-    from llmoe_pipeline.config.settings import load_settings
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", default="llmoe_pipeline/configs/all_tickers_recent.yaml")

@@ -31,15 +31,18 @@ def cmd_run(args: argparse.Namespace) -> int:
     import time
 
     from llmoe_pipeline.cluster.layout import ClusterLayout
-    from llmoe_pipeline.cluster.runs import refresh, results_table
+    from llmoe_pipeline.cluster.runs import refresh
     from llmoe_pipeline.config.settings import load_settings
+    from llmoe_pipeline.defs.results import StoredResults
+    from llmoe_pipeline.reporting.tables import format_table, summarize
 
     state = _up(args)
     settings = load_settings(ClusterLayout(llmoe_home()).config_file)
     started = time.time()
     refresh(state.port("webserver"), list(settings.tickers), args.timeout)
     print(f"all {len(settings.tickers)} tickers done in {time.time() - started:.0f} s (through the cluster)")
-    print(results_table(settings.storage.shared_url, list(settings.tickers)))
+    results = StoredResults.of(settings).backtest_results(settings.tickers)  # from the shared store
+    print(format_table(summarize(results), split="test"))
     return 0
 
 

@@ -119,16 +119,3 @@ def refresh(port: int, tickers: list[str], timeout_s: float, log: Callable[[str]
     for chain in chains:
         log(f"{chain.ticker}: queued llmoe_job ({chain.first_run[:8]})")
     return wait_for_chains(port, chains, timeout_s, log)
-
-
-def results_table(shared_url: str, tickers: list[str]) -> str:
-    """The test-split results table of `tickers`, from the backtest results in the shared store."""
-    import pandas as pd
-
-    from llmoe_pipeline.core.storage import open_store
-    from llmoe_pipeline.defs.io_manager import load_asset_value
-    from llmoe_pipeline.reporting.tables import format_table, summarize
-
-    assets = open_store(shared_url).child("assets")
-    frames = [load_asset_value(assets, ["backtest_results"], t) for t in tickers]
-    return format_table(summarize(pd.concat(frames, ignore_index=True)), split="test")

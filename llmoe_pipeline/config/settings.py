@@ -21,7 +21,7 @@ from llmoe_pipeline.config.section import ConfigSection
 from llmoe_pipeline.connectors.config import FetchConfig
 from llmoe_pipeline.core.paths import llmoe_home
 from llmoe_pipeline.data import TICKER_PATTERN, normalize_ticker
-from llmoe_pipeline.data.reader import MAX_TICKER_CHARS
+from llmoe_pipeline.data.reader import MAX_TICKER_CHARS, list_tickers
 from llmoe_pipeline.router.backends.config import RouterBackendConfig
 
 CONFIG_ENV = "LLMOE_CONFIG"  # the YAML file the Dagster code location loads
@@ -220,7 +220,6 @@ def settings_from_env() -> Settings:
 def available_tickers(protocol: PipelineConfig) -> list[str]:
     """Every ticker in the configured price files (reads only the ticker column). A missing, truncated or corrupt
     file, a folder or a file without a ticker column is a `DataValidationError` naming the path."""
-    from llmoe_pipeline.data.reader import list_tickers
 
     found: set[str] = set()
     for path in protocol.data.price_paths():

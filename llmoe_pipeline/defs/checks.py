@@ -7,6 +7,8 @@ from collections.abc import Iterator
 
 import dagster as dg
 
+from llmoe_pipeline.tracking.redaction import redact_text
+
 OWNERS = ["team:llmoe-research"]
 
 
@@ -38,7 +40,6 @@ def checks_then_output(
 def retry_only(*retryable: type[BaseException]) -> Iterator[None]:
     """Let `retryable` errors reach the asset's RetryPolicy; turn every other error (a missing model, a bad
     config: the same input fails the same way again) into a Failure that is not retried."""
-    from llmoe_pipeline.tracking.redaction import redact_text
 
     try:
         yield

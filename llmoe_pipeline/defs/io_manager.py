@@ -77,6 +77,12 @@ def _serialize(key: list[str], value: Any) -> tuple[str, bytes]:
     return "json", text.encode("utf-8")
 
 
+def asset_stored(base_dir: Base, key: list[str], partition: str | None) -> bool:
+    """Whether a value of this asset partition is stored (in any of the IO manager's formats)."""
+    store = _store(base_dir)
+    return any(store.exists(_key(key, partition, kind)) for kind in KINDS)
+
+
 def load_asset_value(base_dir: Base, key: list[str], partition: str | None) -> Any:
     """Read a stored asset value (the IO manager's reader, also usable outside Dagster)."""
     from llmoe_pipeline.models.model_set import ModelSet

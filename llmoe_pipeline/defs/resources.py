@@ -16,7 +16,11 @@ from pydantic import PrivateAttr
 from llmoe_pipeline.config.protocol import PipelineConfig
 from llmoe_pipeline.config.settings import MLflowConfig, Settings
 from llmoe_pipeline.core.paths import resolve_inside
+from llmoe_pipeline.core.storage import open_store, sync_down, sync_up
+from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
 from llmoe_pipeline.router.backends.config import RouterBackendConfig
+from llmoe_pipeline.router.cache import open_label_cache
+from llmoe_pipeline.tracking.redaction import redact_url
 
 ROUTER_URL_ENV = "LLMOE_ROUTER_BASE_URL"  # set by build_resources when the URL carries a secret
 MLFLOW_URI_ENV = "LLMOE_MLFLOW_TRACKING_URI"
@@ -53,7 +57,6 @@ class LLMRouterResource(dg.ConfigurableResource):
 
     def cache(self):
         """SQLite under the home (one machine), or PostgreSQL when `label_cache_url` is set (a cluster)."""
-        from llmoe_pipeline.router.cache import open_label_cache
 
         return open_label_cache(self.label_cache_url or Path(self.home) / "router_cache.sqlite")
 
@@ -105,7 +108,6 @@ class ModelStoreResource(dg.ConfigurableResource):
     _synced: set = PrivateAttr(default_factory=set)  # tickers whose artifacts this step copied down
 
     def store(self):
-        from llmoe_pipeline.core.storage import open_store
         from llmoe_pipeline.models.store import ModelStore
 
         if self.storage_url:
@@ -119,14 +121,11 @@ class ModelStoreResource(dg.ConfigurableResource):
     def artifacts_dir(self, ticker: str) -> Path:
         folder = resolve_inside(self.home, Path("artifacts", ticker), "the LLMOE home folder")
         if self.storage_url and ticker not in self._synced:
-            from llmoe_pipeline.core.storage import open_store, sync_down
-
             sync_down(open_store(self.storage_url), f"artifacts/{ticker}", folder)
             self._synced.add(ticker)
         return folder
 
     def teardown_after_execution(self, context: dg.InitResourceContext) -> None:
-        from llmoe_pipeline.core.storage import open_store, sync_up
 
         for ticker in sorted(self._synced):
             sync_up(
@@ -140,7 +139,6 @@ def secret_safe(url: str | None, env_name: str) -> Any:
     """A URL as resource config: as is, or, when it carries credentials or query values, a `dg.EnvVar` set in this
     process, so that Dagster's storage and UI keep only the variable's name (every process that loads the code
     location sets it again)."""
-    from llmoe_pipeline.tracking.redaction import redact_url
 
     if not url or redact_url(url) == url:
         return url or ""
@@ -149,7 +147,6 @@ def secret_safe(url: str | None, env_name: str) -> Any:
 
 
 def build_resources(settings: Settings) -> dict[str, Any]:
-    from llmoe_pipeline.defs.io_manager import LocalAssetIOManager
 
     home = str(settings.home)
     router = settings.router_backend.model_dump(mode="json", exclude={"base_url"})

@@ -9,7 +9,7 @@ import pandas as pd
 
 from llmoe_pipeline.config.protocol import PipelineConfig
 from llmoe_pipeline.core.parallel import map_fits
-from llmoe_pipeline.models.common import input_columns
+from llmoe_pipeline.models.common import fit_network_model, input_columns, split_mask
 from llmoe_pipeline.models.experts import (
     LLMoESearch,
     expert_name,
@@ -51,16 +51,20 @@ def fit_baseline_set(spec: ModelSpec, features: pd.DataFrame, cfg: PipelineConfi
     """Random search on validation, then one fit per seed; the search's winning fit is the search seed's model."""
     search = spec.search(features, cfg.baselines)
     models = seed_models(
-        lambda seed: spec.fit(features, search.best_params, seed), cfg.seeds, cfg.baselines.search_seed, search
+        lambda seed: spec.fit(features, search.best_params, seed),
+        cfg.seeds,
+        cfg.baselines.search_seed,
+        search.best_model,
     )
     return ModelSet(spec.name, search.best_params, models, search.table)
 
 
-def seed_models(fit_seed, seeds: list[int], search_seed: int, search) -> dict[int, Any]:
-    """One model per seed; the search seed's is the search's winning fit (no refit), the others fit in parallel."""
+def seed_models(fit_seed, seeds: list[int], search_seed: int, best_model) -> dict[int, Any]:
+    """One model per seed; the search seed's is the search's winning fit `best_model` (no refit), the others fit in
+    parallel."""
     others = [seed for seed in seeds if seed != search_seed]
     fitted = dict(zip(others, map_fits(fit_seed, others)))
-    return {seed: search.best_model if seed == search_seed else fitted[seed] for seed in seeds}
+    return {seed: best_model if seed == search_seed else fitted[seed] for seed in seeds}
 
 
 def scored_rows(features: pd.DataFrame, routing: pd.DataFrame) -> pd.DataFrame:
@@ -121,7 +125,6 @@ def single_expert_candidates(cfg: PipelineConfig) -> list[dict]:
 def fit_single_expert_set(features: pd.DataFrame, cfg: PipelineConfig) -> ModelSet:
     """Routing off (the `single` ablation): one network of the experts' architecture on all days, with the
     experts' grid and search seed."""
-    from llmoe_pipeline.models.common import fit_network_model, split_mask
 
     def fit(params: dict, seed: int):
         return fit_network_model(
@@ -136,7 +139,7 @@ def fit_single_expert_set(features: pd.DataFrame, cfg: PipelineConfig) -> ModelS
 
     seed0 = cfg.experts.search_seed
     search = run_search(single_expert_candidates(cfg), lambda params: fit(params, seed0), features)
-    models = seed_models(lambda seed: fit(search.best_params, seed), cfg.seeds, seed0, search)
+    models = seed_models(lambda seed: fit(search.best_params, seed), cfg.seeds, seed0, search.best_model)
     return ModelSet(SINGLE_EXPERT, search.best_params, models, search.table)
 
 

@@ -25,8 +25,10 @@ from llmoe_pipeline.features.windows import LIVE, assign_split
 from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models import training as tr
 from llmoe_pipeline.models.store import training_fingerprint
+from llmoe_pipeline.reporting.tables import summarize
 from llmoe_pipeline.router.regimes import REGIMES, apply_threshold
 from llmoe_pipeline.trading.evaluation import RoutedExperts, evaluate, predict_all
+from llmoe_pipeline.trading.metrics import compute_metrics, sharpe_ratio
 
 # (fingerprint, kind, train) -> (value, reused): the model store, or a plain call in tests.
 Store = Callable[[str, type, Callable], tuple]
@@ -212,8 +214,6 @@ def walk_forward(
 
 def yearly_sharpe(daily: pd.DataFrame, cost_bps: float = 0.0, periods: int = TRADING_DAYS_PER_YEAR) -> pd.DataFrame:
     """Mean over seeds of each model's Sharpe ratio in each out-of-sample year (rows: models, columns: years)."""
-    from llmoe_pipeline.trading.metrics import sharpe_ratio
-
     sel = daily[daily["cost_bps"] == cost_bps]
     per_seed = sel.groupby(["model", "seed", "year"])["strategy_return"].apply(
         lambda r: sharpe_ratio(r.to_numpy(), periods=periods)
@@ -226,8 +226,6 @@ def concatenated_metrics(
 ) -> pd.DataFrame:
     """The seven metrics of each model × seed × cost over all out-of-sample years joined into one series (the
     shape `report.summarize` reads, with split "walk_forward")."""
-    from llmoe_pipeline.trading.metrics import compute_metrics
-
     rows = []
     for (ticker, model, seed, cost), g in daily.groupby(["ticker", "model", "seed", "cost_bps"], sort=False):
         returns = g.sort_values("date")["strategy_return"]
@@ -242,3 +240,12 @@ def concatenated_metrics(
             }
         )
     return pd.DataFrame(rows)
+
+
+def walk_forward_summary(
+    daily: pd.DataFrame, cost_bps: float, periods: int = TRADING_DAYS_PER_YEAR, risk_free: float = 0.0
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """What the verdict and the asset's metadata show of a walk-forward: the metrics over all its years joined
+    (`summarize` rows of split "walk_forward", every cost) and the models × years table of mean Sharpe at `cost_bps`."""
+    joined = summarize(concatenated_metrics(daily, periods, risk_free))
+    return joined, yearly_sharpe(daily, cost_bps, periods)

@@ -27,6 +27,7 @@ import numpy as np
 import pandas as pd
 
 from llmoe_pipeline.core.hashing import sha256_text  # other modules import it from here too
+from llmoe_pipeline.data import daily_news
 
 PROMPT_VERSION = "v2"
 PARTS = ("prices", "news")  # what a window's prompt shows; the ablations leave one out
@@ -218,7 +219,6 @@ def configured_prompts(
 ) -> tuple[pd.DataFrame, np.ndarray]:
     """The prompts of `windows` as the protocol `cfg` (a PipelineConfig) builds them, and which of them it explains
     (`router.explain_splits`): what the router asset and the cluster benchmark label."""
-    from llmoe_pipeline.data import daily_news
 
     prompts = build_prompts(
         windows,

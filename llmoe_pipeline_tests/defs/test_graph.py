@@ -262,7 +262,7 @@ def test_significance_compares_every_llmoe_variant_with_every_model(graph, first
 
 
 def test_walk_forward_is_an_asset_when_enabled_and_feeds_the_verdict(tmp_path, data_dir):
-    from llmoe_pipeline.app.runner import load_evidence
+    from llmoe_pipeline.defs.results import StoredResults
     from llmoe_pipeline.research.verdict import verdict_text
 
     settings = slice_settings(tmp_path, data_dir)
@@ -283,6 +283,6 @@ def test_walk_forward_is_an_asset_when_enabled_and_feeds_the_verdict(tmp_path, d
     assert walk["date"].min() >= pd.Timestamp("2013-01-01") and set(walk["year"]) == {2013}
     value = defs.load_asset_value("significance", partition_key="AAPL", instance=instance)
     assert set(value) == {"test", "walk_forward"}
-    evidence = load_evidence(defs, settings, "AAPL", instance)
+    evidence = StoredResults.of(settings, instance).evidence("AAPL")
     assert list(evidence.yearly.columns) == [2013]
     assert "Walk-forward (1 years): LLMoE Sharpe" in verdict_text(evidence)

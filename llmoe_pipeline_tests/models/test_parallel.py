@@ -26,7 +26,7 @@ def _fits(features, workers: str, monkeypatch):
     candidates = [{**PARAMS, "batch_size": b} for b in (32, 64, 128)]
     search = run_search(candidates, lambda p: train_expert(features, labels, "Optimistic", p, 0), features)
     seeds = seed_models(
-        lambda s: train_expert(features, labels, "Optimistic", search.best_params, s), [0, 1, 2], 0, search
+        lambda s: train_expert(features, labels, "Optimistic", search.best_params, s), [0, 1, 2], 0, search.best_model
     )
     x = features.loc[features["split"] == "test", input_columns(features)].to_numpy()
     return search.table, {seed: m.predict_proba(x) for seed, m in seeds.items()}

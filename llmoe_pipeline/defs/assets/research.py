@@ -13,11 +13,11 @@ from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
 from llmoe_pipeline.models import LLMoESearch
-from llmoe_pipeline.reporting.tables import summarize, to_markdown
+from llmoe_pipeline.reporting.tables import to_markdown
 from llmoe_pipeline.research.significance import model_set_tests, pairwise_sharpe_tests, seed_averaged_returns
 from llmoe_pipeline.research.significance.track_record import selection, track_record
 from llmoe_pipeline.research.verdict import TickerEvidence, power_words, selection_words
-from llmoe_pipeline.research.walkforward import concatenated_metrics, walk_forward, yearly_sharpe
+from llmoe_pipeline.research.walkforward import walk_forward, walk_forward_summary
 
 
 def json_safe(value):
@@ -116,8 +116,8 @@ def build_research_assets(partitions: Partitions, variants: list[RouterVariant],
                 workers=cfg.walk_forward.workers,
                 progress=lambda m: progress_log(context, m),
             )
-            years = yearly_sharpe(daily, cfg.backtest.cost_bps, cfg.backtest.periods_per_year)
-            joined = summarize(concatenated_metrics(daily, cfg.backtest.periods_per_year, cfg.backtest.risk_free))
+            bt = cfg.backtest
+            joined, years = walk_forward_summary(daily, bt.cost_bps, bt.periods_per_year, bt.risk_free)
             return dg.Output(
                 daily,
                 metadata={
