@@ -86,5 +86,12 @@ def uses_future(display_name: str) -> bool:
 
 
 def is_llmoe(model: str) -> bool:
-    """An LLMoE model (the paper's router or one of its variants), by display name."""
-    return str(model) == LLMOE or str(model).startswith(f"{LLMOE}[")
+    """An LLMoE model (the paper's router, one of its variants, or their soft routing), by display name."""
+    return str(model).startswith(LLMOE)
+
+
+SOFT_SUFFIX = "-soft"  # `LLMoE-soft`: the same experts, each day's P(up) weighted by the router's score
+
+
+def soft_name(display_name: str) -> str:
+    return f"{display_name}{SOFT_SUFFIX}"

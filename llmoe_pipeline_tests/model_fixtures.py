@@ -30,6 +30,7 @@ def rule_labels(features: pd.DataFrame) -> pd.DataFrame:
 # Every model the default config evaluates, spelled out (not read from the registry) so that a registry change shows.
 ALL_MODELS = {
     "LLMoE",
+    "LLMoE-soft",
     "LLMoE[momentum]",
     "LLMoE[random]",
     "LLMoE[single]",

@@ -14,7 +14,7 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from llmoe_pipeline.catalog import DEFAULT_VARIANTS, TRADING_DAYS_PER_YEAR, VARIANT_NAMES
+from llmoe_pipeline.catalog import DEFAULT_VARIANTS, TRADING_DAYS_PER_YEAR, VARIANT_NAMES, variant
 from llmoe_pipeline.config.section import ConfigSection
 from llmoe_pipeline.core.hashing import sha256_json
 from llmoe_pipeline.core.paths import default_data_dir, default_updates_dir
@@ -109,6 +109,9 @@ class RouterProtocolConfig(ConfigSection):
     # The router variants (ablations) trained and compared, each its own LLMoE model (llmoe_pipeline/catalog.py).
     # `llm` is the paper's router and always included; llm_prices_only / llm_news_only relabel every window.
     variants: list[str] = list(DEFAULT_VARIANTS)
+    # Variants whose experts are also evaluated with soft routing (`LLMoE-soft`: both experts' P(up) weighted by
+    # the router's score; no extra training). Those not in `variants` are ignored.
+    soft_routing: list[str] = ["llm"]
     random_seed: int = 0  # the `random` router's coins
     # Headline budget of each window's prompt (characters; ≈ 4 per token). Prompt length is the labelling
     # time on a CPU: 400 keeps a news-rich AAPL window near 350 tokens.
@@ -124,6 +127,14 @@ class RouterProtocolConfig(ConfigSection):
         if "llm" not in variants or len(set(variants)) != len(variants):
             raise ValueError(f"variants must be distinct and include 'llm' (the paper's router), got {variants}")
         return variants
+
+    @field_validator("soft_routing")
+    @classmethod
+    def _soft_routable(cls, names: list[str]) -> list[str]:
+        wrong = [n for n in names if n not in VARIANT_NAMES or not variant(n).experts or variant(n).uses_future]
+        if wrong:
+            raise ValueError(f"soft_routing: {wrong} are not router variants with two experts that use no future")
+        return names
 
     @model_validator(mode="after")
     def _headline_fits(self):

@@ -213,6 +213,21 @@ def search_router_threshold(
     return LLMoESearch(best.threshold_quantile, best.threshold, best.params, table, configurations)
 
 
+def llmoe_soft_predict(
+    experts_by_regime: dict[str, FittedModel], features_rows: pd.DataFrame, weights: np.ndarray
+) -> np.ndarray:
+    """Soft routing: every row's P(up) from both experts, w × Optimistic's + (1 - w) × Pessimistic's."""
+    weights = np.asarray(weights, dtype=float)
+    if len(weights) != len(features_rows) or np.isnan(weights).any():
+        raise ValueError(f"soft routing needs one weight per row: {len(weights)} for {len(features_rows)} rows")
+    missing = sorted(set(REGIMES) - set(experts_by_regime))
+    if missing:
+        raise ValueError(f"soft routing needs both experts; missing {missing}")
+    x = features_rows[input_columns(features_rows)].to_numpy()
+    optimistic, pessimistic = (experts_by_regime[r].predict_proba(x) for r in REGIMES)
+    return weights * optimistic + (1.0 - weights) * pessimistic
+
+
 def llmoe_predict(
     experts_by_regime: dict[str, FittedModel], features_rows: pd.DataFrame, labels_rows: pd.DataFrame | Sequence[str]
 ) -> np.ndarray:

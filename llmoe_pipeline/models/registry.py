@@ -13,7 +13,7 @@ from typing import Literal
 
 import pandas as pd
 
-from llmoe_pipeline.catalog import BUY_AND_HOLD, VARIANTS
+from llmoe_pipeline.catalog import BUY_AND_HOLD, SOFT_SUFFIX, VARIANTS
 from llmoe_pipeline.config.protocol import BaselineConfig
 from llmoe_pipeline.models.baselines import LIGHTGBM_MAX_ROUNDS, fit_lightgbm, fit_lstm, fit_mlp, fit_moe
 from llmoe_pipeline.models.common import FittedModel
@@ -123,8 +123,9 @@ def model_rank(display_name: str) -> tuple:
     `catalog.VARIANTS`, the baselines in registry order, buy-and-hold, then any other model alphabetically."""
     baselines = [s.display_name for s in BASELINES]
     variants = [v.display_name for v in VARIANTS]  # LLMoE first
-    if display_name in variants:
-        return (0, variants.index(display_name), "")
+    top_1 = display_name.removesuffix(SOFT_SUFFIX)
+    if top_1 in variants:
+        return (0, 2 * variants.index(top_1) + (top_1 != display_name), "")  # soft routing after its top-1
     if display_name in baselines:
         return (1, baselines.index(display_name), "")
     if display_name == BUY_AND_HOLD:

@@ -49,6 +49,20 @@ def apply_threshold(labels: pd.DataFrame, threshold: float, column: str = "p_opt
     return out
 
 
+def soft_weights(labels: pd.DataFrame, quantile: float, column: str = "p_optimistic") -> np.ndarray:
+    """The Optimistic expert's weight in soft routing, per row: the score's rank among the *training* windows'
+    scores (F in [0, 1]), mapped piecewise linearly so that the top-1 threshold quantile gives 0.5, F = 0 gives 0
+    and F = 1 gives 1. Soft routing then leans the way top-1 routes, more the further a score is from the
+    threshold, and treats a biased model's scores by their rank, as the threshold does."""
+    if not 0.0 < quantile < 1.0:
+        raise ValueError(f"quantile must be in (0, 1), got {quantile}")
+    train = np.sort(labels.loc[labels["split"] == "train", column].to_numpy(dtype=float))
+    if len(train) == 0:
+        raise ValueError("soft_weights: no training windows (split == 'train') to rank the scores against")
+    rank = np.searchsorted(train, labels[column].to_numpy(dtype=float), side="right") / len(train)
+    return np.where(rank <= quantile, 0.5 * rank / quantile, 0.5 + 0.5 * (rank - quantile) / (1.0 - quantile))
+
+
 def regime_counts(labels: pd.DataFrame) -> dict[str, dict[str, int]]:
     """split → regime → number of labelled windows (every regime listed, 0 included)."""
     table = labels.groupby(["split", "label"]).size()

@@ -13,6 +13,7 @@ import pandas as pd
 
 from llmoe_pipeline.catalog import BUY_AND_HOLD, TRADING_DAYS_PER_YEAR
 from llmoe_pipeline.models import FittedModel, input_columns, llmoe_predict, router_labels_for
+from llmoe_pipeline.models.experts import llmoe_soft_predict
 from llmoe_pipeline.models.registry import BUY_AND_HOLD_SEED
 from llmoe_pipeline.trading.backtest import backtest, buy_and_hold
 from llmoe_pipeline.trading.metrics import compute_metrics
@@ -25,7 +26,16 @@ class RoutedExperts:
     """One LLMoE model: its experts and the regime label of every day it predicts."""
 
     experts: Mapping[str, Mapping[int, FittedModel]]  # regime -> seed -> expert
-    labels: pd.DataFrame  # ticker, date, label (one of the experts' regimes) for every day
+    labels: pd.DataFrame  # ticker, date, label (one of the experts' regimes) [, weight] for every day
+    soft: bool = False  # both experts on every day, weighted by `labels.weight` (the Optimistic expert's share)
+
+    def predict(self, rows: pd.DataFrame, seed: int) -> np.ndarray:
+        experts = {regime: by_seed[seed] for regime, by_seed in self.experts.items()}
+        if not self.soft:
+            return llmoe_predict(experts, rows, self.labels)
+        keys = pd.MultiIndex.from_frame(rows[["ticker", "date"]])
+        weights = self.labels.assign(date=pd.to_datetime(self.labels["date"])).set_index(["ticker", "date"])["weight"]
+        return llmoe_soft_predict(experts, rows, weights.reindex(keys).to_numpy())
 
 
 def predict_all(
@@ -49,7 +59,7 @@ def predict_all(
         seeds = sorted(set.intersection(*(set(by_seed) for by_seed in routed.experts.values())))
         regime = router_labels_for(rows, routed.labels).to_numpy()
         for seed in seeds:
-            add(name, seed, llmoe_predict({r: routed.experts[r][seed] for r in routed.experts}, rows, regime), regime)
+            add(name, seed, routed.predict(rows, seed), regime)
     for name, by_seed in baselines.items():
         for seed, model in sorted(by_seed.items()):
             add(name, seed, model.predict_proba(x))

@@ -3,12 +3,13 @@ seven metrics (backtest_results, daily_returns) and the plots (llmoe_pipeline/tr
 metrics.py, plots.py, report.py)."""
 
 import base64
+from collections.abc import Collection
 from pathlib import Path
 
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.catalog import BUY_AND_HOLD, RouterVariant, uses_future
+from llmoe_pipeline.catalog import BUY_AND_HOLD, RouterVariant, soft_name, uses_future
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions, split_expert_partition_key
 from llmoe_pipeline.defs.resources import ModelStoreResource, ProtocolResource
@@ -16,7 +17,7 @@ from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models.training import SINGLE_EXPERT
 from llmoe_pipeline.reporting.plots import plot_drawdown, plot_equity, plot_regimes
 from llmoe_pipeline.reporting.tables import summarize, to_markdown
-from llmoe_pipeline.router.regimes import apply_threshold
+from llmoe_pipeline.router.regimes import apply_threshold, soft_weights
 from llmoe_pipeline.trading.evaluation import RoutedExperts, equity_curves, evaluate, predict_all
 
 
@@ -40,14 +41,19 @@ def routed_labels(values: dict, variant: RouterVariant) -> pd.DataFrame:
     return apply_threshold(values[f"routing__{variant.name}"], search.threshold)
 
 
-def routed_experts(values: dict, variants: list[RouterVariant]) -> dict[str, RoutedExperts]:
-    """Display name → experts (regime → seed → model) and the labels at the chosen threshold, per variant."""
+def routed_experts(values: dict, variants: list[RouterVariant], soft: Collection[str] = ()) -> dict[str, RoutedExperts]:
+    """Display name → experts (regime → seed → model) and the labels at the chosen threshold, per variant; for the
+    variants in `soft`, also their soft routing (`LLMoE-soft`: the same experts weighted by the router's score)."""
     out = {}
     for v in variants:
         if v.experts:
             experts = values[f"experts__{v.name}"].items()
             by_regime = {split_expert_partition_key(pk)[1]: ms.models for pk, ms in experts}
-            out[v.display_name] = RoutedExperts(by_regime, routed_labels(values, v))
+            labels = routed_labels(values, v)
+            out[v.display_name] = RoutedExperts(by_regime, labels)
+            if v.name in soft:
+                weights = soft_weights(labels, values[f"search__{v.name}"].threshold_quantile)
+                out[soft_name(v.display_name)] = RoutedExperts(by_regime, labels.assign(weight=weights), soft=True)
     return out
 
 
@@ -105,10 +111,13 @@ def build_evaluation_assets(partitions: Partitions, variants: list[RouterVariant
         owners=OWNERS,
         ins={"feature_windows": dg.AssetIn(), **model_inputs(variants)},
     )
-    def predictions(context: dg.AssetExecutionContext, feature_windows: pd.DataFrame, **values) -> dg.Output:
+    def predictions(
+        context: dg.AssetExecutionContext, protocol: ProtocolResource, feature_windows: pd.DataFrame, **values
+    ) -> dg.Output:
         """P(up) of every model × seed on every validation and test day (LLMoE rows: with the routed regime)."""
         plain = {name: ms.models for name, ms in plain_models(values, variants).items()}
-        table = predict_all(feature_windows, routed_experts(values, variants), plain)
+        routed = routed_experts(values, variants, protocol.config.router.soft_routing)
+        table = predict_all(feature_windows, routed, plain)
         return dg.Output(
             table,
             metadata={
