@@ -8,7 +8,7 @@ import dagster as dg
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.catalog import LLMOE, RouterVariant
+from llmoe_pipeline.catalog import LLMOE, RouterVariant, soft_name
 from llmoe_pipeline.core.hashing import sha256_text
 from llmoe_pipeline.defs.assets.evaluation import model_inputs, model_sets
 from llmoe_pipeline.defs.checks import OWNERS
@@ -76,6 +76,9 @@ def build_tracking_assets(partitions: Partitions, variants: list[RouterVariant])
             }
             for v in variants
         }
+        for v in variants:  # soft routing: the same experts as its top-1 variant
+            if v.name in cfg.router.soft_routing and v.display_name in variant_tags:
+                variant_tags[soft_name(v.display_name)] = {**variant_tags[v.display_name], "llmoe.routing": "soft"}
         records = model_records(
             backtest_results, predictions, model_sets(values, variants), example.to_numpy(np.float32), variant_tags
         )
