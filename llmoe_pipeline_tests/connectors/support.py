@@ -1,6 +1,7 @@
 """A local HTTP server on 127.0.0.1 (http.server in a thread) that answers like a provider; cassettes: recorded-
-style interactions in each API's documented schema, keys scrubbed, replayed by matching path and query; and a
-synthetic market on the real exchange calendar for the fetch over several nights."""
+style interactions in each API's documented schema, keys scrubbed, replayed by matching path and query; a
+synthetic market on the real exchange calendar for the fetch over several nights, and Alpaca (bars, news) and NYT
+serving it night by night (`serve_market`)."""
 
 from __future__ import annotations
 
@@ -14,10 +15,13 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pandas as pd
+import pytest
 
+from llmoe_pipeline.connectors import fetch as fetch_module
 from llmoe_pipeline.connectors.calendar import sessions_between
 from llmoe_pipeline.data import HEADLINE_COLUMNS, PRICE_COLUMNS
 
@@ -151,3 +155,101 @@ class Market:
         self.bars[self.bars["date"] <= through].to_csv(folder / "prices.csv", index=False)
         self.news[self.news["date"] <= through].to_csv(folder / "headlines.csv", index=False)
         return folder
+
+
+# --------------------------------------------------------------------- a market served night by night
+PAGE = 3  # small pages, so that every night follows next_page_token
+NYT_FILTERS = {"AAPL": 'organizations:("Apple Inc")', "MSFT": 'organizations:("Microsoft Corp")'}
+KEYS = {"APCA_API_KEY_ID": "key-id-not-real", "APCA_API_SECRET_KEY": "secret-not-real", "NYT_API_KEY": "nyt-not-real"}
+EXCHANGE_TZ = ZoneInfo("America/New_York")
+
+
+class Providers:
+    """Alpaca (bars, news) and NYT serving `market` as of a night: only the days before `night` exist, and the clock
+    of the fetch (`now`) reads 02:00 New York on `night`, the schedule's hour; Alpaca can be down (HTTP 503)."""
+
+    def __init__(self, market: Market, night: dt.date):
+        self.market, self.night, self.alpaca_down = market, night, False
+
+    def now(self) -> dt.datetime:
+        return dt.datetime.combine(self.night, dt.time(2), EXCHANGE_TZ)
+
+    def __call__(self, request: Request) -> tuple[int, object]:
+        if request.path.startswith("/svc/search/v2/"):
+            return self.nyt(request.query)
+        if self.alpaca_down:
+            return 503, {"message": "service unavailable"}
+        if request.path == "/v1beta1/news":
+            return self.alpaca_news(request.query)
+        return self.alpaca_bars(request.path.split("/")[3], request.query)
+
+    def _published(self, rows: pd.DataFrame) -> pd.DataFrame:
+        return rows[rows["date"] < self.night]
+
+    @staticmethod
+    def _page(items: list, query: dict, key: str) -> dict:
+        start = int(query.get("page_token", 0))
+        more = start + PAGE < len(items)
+        return {key: items[start : start + PAGE] or None, "next_page_token": str(start + PAGE) if more else None}
+
+    def alpaca_bars(self, ticker: str, query: dict) -> tuple[int, object]:
+        start, end = dt.date.fromisoformat(query["start"]), dt.date.fromisoformat(query["end"])
+        rows = self._published(self.market.prices(ticker, start, end))
+        close = "close" if query["adjustment"] == "raw" else "adj_close"
+        bars = [
+            {"t": _midnight_utc(r.date), "o": r.open, "h": r.high, "l": r.low, "c": getattr(r, close), "v": r.volume}
+            for r in rows.itertuples()
+        ]
+        return 200, {**self._page(bars, query, "bars"), "symbol": ticker}
+
+    def alpaca_news(self, query: dict) -> tuple[int, object]:
+        start = pd.Timestamp(query["start"]).tz_convert(EXCHANGE_TZ).date()
+        end = pd.Timestamp(query["end"]).tz_convert(EXCHANGE_TZ).date() - dt.timedelta(days=1)
+        rows = self._published(self.market.headlines(query["symbols"], start, end))
+        news = [
+            {"id": i, "headline": f"[wire] {r.headline}", "created_at": f"{r.date}T15:00:00Z", "source": "benzinga"}
+            for i, r in enumerate(rows.itertuples())
+        ]
+        return 200, self._page(news, query, "news")
+
+    def nyt(self, query: dict) -> tuple[int, object]:
+        ticker = {f: t for t, f in NYT_FILTERS.items()}[query["fq"]]
+        start, end = (dt.datetime.strptime(query[k], "%Y%m%d").date() for k in ("begin_date", "end_date"))
+        rows = self._published(self.market.headlines(ticker, start, end))
+        page = int(query["page"])
+        docs = [
+            {"headline": {"main": r.headline}, "pub_date": f"{r.date}T14:00:00+0000", "source": "The New York Times"}
+            for r in rows.iloc[page * 10 : page * 10 + 10].itertuples()
+        ]
+        return 200, {"status": "OK", "response": {"docs": docs, "meta": {"hits": len(rows), "offset": page * 10}}}
+
+
+def _midnight_utc(day: dt.date) -> str:
+    """Alpaca stamps a daily bar at midnight New York time (04:00Z in summer, 05:00Z in winter)."""
+    return dt.datetime.combine(day, dt.time(0), EXCHANGE_TZ).astimezone(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def fetch_section(url: str) -> dict:
+    """The config's `fetch:` for the providers served at `url`: Alpaca bars, NYT and Alpaca news; no waiting."""
+    return {
+        "prices": ["alpaca"],
+        "headlines": ["nyt", "alpaca_news"],
+        "alpaca": {"base_url": url},
+        "nyt": {"base_url": url + "/svc/search/v2", "filters": NYT_FILTERS, "page_pause_seconds": 0},
+        "attempts": 2,
+        "backoff_seconds": 0,
+    }
+
+
+@contextmanager
+def serve_market(
+    market: Market, night: dt.date, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[tuple[Providers, LocalServer]]:
+    """The providers of `market` on a local server, the keys in the environment and the fetch's clock at the
+    providers' night, for the block."""
+    for name, value in KEYS.items():
+        monkeypatch.setenv(name, value)
+    providers = Providers(market, night)
+    monkeypatch.setattr(fetch_module, "utc_now", lambda: providers.now().astimezone(dt.timezone.utc))
+    with local_server(providers) as server:
+        yield providers, server

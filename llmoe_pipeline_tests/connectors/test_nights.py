@@ -16,99 +16,25 @@ import yaml
 
 from llmoe_pipeline.app.cli import main
 from llmoe_pipeline.config.settings import load_settings
-from llmoe_pipeline.connectors import fetch as fetch_module
 from llmoe_pipeline.data import load_headlines, load_prices
 from llmoe_pipeline.definitions import build_definitions
 from llmoe_pipeline.features.windows import live_windows
-from llmoe_pipeline_tests.connectors.support import Market, Request, local_server
+from llmoe_pipeline_tests.connectors.support import Market, fetch_section, serve_market
 
 MARKET = Market.between(dt.date(2024, 1, 2), dt.date(2024, 4, 12))
 STORED_THROUGH = dt.date(2024, 3, 22)
-PAGE = 3  # small pages, so that every night follows next_page_token
-NYT_FILTERS = {"AAPL": 'organizations:("Apple Inc")', "MSFT": 'organizations:("Microsoft Corp")'}
-KEYS = {"APCA_API_KEY_ID": "key-id-not-real", "APCA_API_SECRET_KEY": "secret-not-real", "NYT_API_KEY": "nyt-not-real"}
-
-
-class Providers:
-    """Alpaca and NYT as of a night: only the days before it exist; Alpaca can be down (HTTP 503)."""
-
-    def __init__(self):
-        self.night = dt.date(2024, 3, 26)
-        self.alpaca_down = False
-
-    def __call__(self, request: Request) -> tuple[int, object]:
-        if request.path.startswith("/svc/search/v2/"):
-            return self.nyt(request.query)
-        if self.alpaca_down:
-            return 503, {"message": "service unavailable"}
-        if request.path == "/v1beta1/news":
-            return self.alpaca_news(request.query)
-        return self.alpaca_bars(request.path.split("/")[3], request.query)
-
-    def _published(self, rows: pd.DataFrame) -> pd.DataFrame:
-        return rows[rows["date"] < self.night]
-
-    @staticmethod
-    def _page(items: list, query: dict, key: str) -> dict:
-        start = int(query.get("page_token", 0))
-        more = start + PAGE < len(items)
-        return {key: items[start : start + PAGE] or None, "next_page_token": str(start + PAGE) if more else None}
-
-    def alpaca_bars(self, ticker: str, query: dict) -> tuple[int, object]:
-        start, end = dt.date.fromisoformat(query["start"]), dt.date.fromisoformat(query["end"])
-        rows = self._published(MARKET.prices(ticker, start, end))
-        close = "close" if query["adjustment"] == "raw" else "adj_close"
-        bars = [
-            {"t": f"{r.date}T04:00:00Z", "o": r.open, "h": r.high, "l": r.low, "c": getattr(r, close), "v": r.volume}
-            for r in rows.itertuples()
-        ]
-        return 200, {**self._page(bars, query, "bars"), "symbol": ticker}
-
-    def alpaca_news(self, query: dict) -> tuple[int, object]:
-        start = pd.Timestamp(query["start"]).tz_convert("America/New_York").date()
-        end = pd.Timestamp(query["end"]).tz_convert("America/New_York").date() - dt.timedelta(days=1)
-        rows = self._published(MARKET.headlines(query["symbols"], start, end))
-        news = [
-            {"id": i, "headline": f"[wire] {r.headline}", "created_at": f"{r.date}T15:00:00Z", "source": "benzinga"}
-            for i, r in enumerate(rows.itertuples())
-        ]
-        return 200, self._page(news, query, "news")
-
-    def nyt(self, query: dict) -> tuple[int, object]:
-        ticker = {f: t for t, f in NYT_FILTERS.items()}[query["fq"]]
-        start, end = (dt.datetime.strptime(query[k], "%Y%m%d").date() for k in ("begin_date", "end_date"))
-        rows = self._published(MARKET.headlines(ticker, start, end))
-        page = int(query["page"])
-        docs = [
-            {"headline": {"main": r.headline}, "pub_date": f"{r.date}T14:00:00+0000", "source": "The New York Times"}
-            for r in rows.iloc[page * 10 : page * 10 + 10].itertuples()
-        ]
-        return 200, {"status": "OK", "response": {"docs": docs, "meta": {"hits": len(rows), "offset": page * 10}}}
 
 
 @pytest.fixture
 def served(tmp_path, monkeypatch):
-    for name, value in KEYS.items():
-        monkeypatch.setenv(name, value)
-    providers = Providers()
-    monkeypatch.setattr(
-        fetch_module, "utc_now", lambda: dt.datetime.combine(providers.night, dt.time(7), tzinfo=dt.timezone.utc)
-    )
-    with local_server(providers) as server:
+    with serve_market(MARKET, dt.date(2024, 3, 26), monkeypatch) as (providers, server):
         config = {
             "data": {
                 "data_dir": str(MARKET.write_history(tmp_path / "data", STORED_THROUGH)),
                 "updates_dir": str(tmp_path / "updates"),
                 "tickers": ["AAPL", "MSFT"],
             },
-            "fetch": {
-                "prices": ["alpaca"],
-                "headlines": ["nyt", "alpaca_news"],
-                "alpaca": {"base_url": server.url},
-                "nyt": {"base_url": server.url + "/svc/search/v2", "filters": NYT_FILTERS, "page_pause_seconds": 0},
-                "attempts": 2,
-                "backoff_seconds": 0,
-            },
+            "fetch": fetch_section(server.url),
         }
         path = tmp_path / "config.yaml"
         path.write_text(yaml.safe_dump(config))

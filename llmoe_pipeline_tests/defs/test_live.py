@@ -13,14 +13,13 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pandas as pd
 import pytest
-import yaml
 
 from llmoe_pipeline.app.runner import materializations, run_requests
 from llmoe_pipeline.config.settings import load_settings
 from llmoe_pipeline.trading.signals import read_history, recorded_days
 from llmoe_pipeline_tests import fakes
-from llmoe_pipeline_tests.defs.graph_support import fake_definitions
-from llmoe_pipeline_tests.e2e.support import SLICE_START, SLICE_TICKERS, cut_csv, write_config
+from llmoe_pipeline_tests.defs.graph_support import fake_definitions, live_config, tick_requests
+from llmoe_pipeline_tests.e2e.support import SLICE_START, SLICE_TICKERS, cut_csv
 
 CUT = "2013-09-20"  # the data ends here before the first night
 NIGHTS = 10  # trading days revealed one at a time: 2013-09-23 .. 2013-10-04 (the month turns on the 7th night)
@@ -46,10 +45,7 @@ def _reveal(reference: Path, data: Path, day: str) -> None:
 def _nightly(defs: dg.Definitions, instance: dg.DagsterInstance, night: dt.date, run: bool = True) -> dict:
     """The schedule's tick after `night`'s close, and every step that follows it (per ticker: asset -> metadata)."""
     tick = dt.datetime.combine(night + dt.timedelta(days=1), dt.time(2), ZoneInfo("America/New_York"))
-    context = dg.build_schedule_context(
-        instance=instance, scheduled_execution_time=tick, repository_def=defs.get_repository_def()
-    )
-    requests = defs.get_schedule_def("nightly_refresh_schedule").evaluate_tick(context).run_requests
+    requests = tick_requests(defs, instance, tick)
     assert sorted(r.partition_key for r in requests) == sorted(SLICE_TICKERS)
     return {r.partition_key: materializations(run_requests(defs, instance, [r])) for r in requests} if run else {}
 
@@ -60,14 +56,7 @@ def replay(tmp_path_factory, data_dir):
     data = root / "data"
     prices = cut_csv(data_dir / "prices.csv", data / "prices.csv", end=CUT)
     cut_csv(data_dir / "headlines.csv", data / "headlines.csv", end=CUT)
-    config = write_config(root / "config.yaml", data, test_end=None)
-    raw = yaml.safe_load(config.read_text())
-    raw |= {
-        "retrain": {"every": "month"},
-        "router": {**raw.get("router", {}), "variants": ["llm"]},
-        "mlflow": {**raw["mlflow"], "research_runs": False},
-    }
-    config.write_text(yaml.safe_dump(raw))
+    config = live_config(root / "config.yaml", data, retrain={"every": "month"})
     settings = load_settings(config, home=root / "home")
     defs, instance = fake_definitions(settings), dg.DagsterInstance.ephemeral()
     days = sorted(d for d in pd.read_csv(data_dir / "prices.csv", usecols=["date"])["date"].unique() if d > CUT)
@@ -165,13 +154,7 @@ def test_a_night_killed_mid_way_is_completed_by_the_next_one(tmp_path, data_dir)
     data = tmp_path / "data"
     cut_csv(data_dir / "prices.csv", data / "prices.csv", end=CUT)
     cut_csv(data_dir / "headlines.csv", data / "headlines.csv", end=CUT)
-    config = write_config(tmp_path / "config.yaml", data, test_end=None)
-    raw = yaml.safe_load(config.read_text())
-    raw |= {
-        "router": {**raw.get("router", {}), "variants": ["llm"]},
-        "mlflow": {**raw["mlflow"], "research_runs": False},
-    }
-    config.write_text(yaml.safe_dump(raw))
+    config = live_config(tmp_path / "config.yaml", data)
     settings = load_settings(config, tickers="AAPL", home=tmp_path / "home")
     defs, instance = fake_definitions(settings), dg.DagsterInstance.ephemeral()
     folder = settings.home / "signals"
