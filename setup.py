@@ -21,6 +21,7 @@ CORE = [
     "gguf>=0.10",
     "accelerate>=1.0",
     "lightgbm>=4.5,<5",
+    "scikit-learn>=1.4",  # router/probe.py: the probe routers' logistic regression and time-ordered search
     "mlflow>=3.4,<4",
     "matplotlib>=3.8",
     "pyyaml>=6",

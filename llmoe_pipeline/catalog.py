@@ -11,8 +11,12 @@ every window a routing score (higher = Optimistic) and a rule for the threshold:
 - `random`: a seeded coin per window, with the Optimistic share the `llm` router's chosen threshold gives.
 - `oracle`: the true next-day direction. It reads the future: an upper bound and a sanity check, never a result.
 - `single`: routing off, one expert of the same architecture on all days (no score; `models.training`).
+- `llm_probe`: an L2 logistic regression fitted on the training windows' pooled final hidden state of the pass
+  that scores `llm`'s p_optimistic (read, not asked: `router.probe`); its P(up) is the score, searched threshold.
+- `features_probe`: the same regression on the 55 price features alone: llm_probe's gain over it is the text's.
 
-Adding a variant is one `RouterVariant` here plus its scores (`router.variants.RULE_SCORES` for a rule).
+Adding a variant is one `RouterVariant` here plus its scores (`router.variants.RULE_SCORES` for a rule, `probe`
+for a regression fitted on the training windows).
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ REGIMES = ("Optimistic", "Pessimistic")  # the label words the language model sc
 REFRESH_CHAIN_TAG = "llmoe/refresh"  # run tag shared by the runs of one ticker's refresh (the first run's id)
 
 Threshold = Literal["searched", "llm_share", "fixed"]
+ProbeInputs = Literal["hidden_states", "price_features"]
 
 
 @dataclass(frozen=True)
@@ -38,6 +43,7 @@ class RouterVariant:
     uses_future: bool = False  # reads the target: an upper bound, marked in every table, plot and MLflow run
     prompt_parts: tuple[str, ...] | None = None  # LLM variants: which parts of the prompt the model sees
     experts: bool = True  # False for `single`: one network, no regimes
+    probe: ProbeInputs | None = None  # a logistic regression fitted on the training windows' hidden states/features
 
     @property
     def display_name(self) -> str:
@@ -46,6 +52,11 @@ class RouterVariant:
     @property
     def is_llm(self) -> bool:
         return self.prompt_parts is not None
+
+    @property
+    def reads_hidden_states(self) -> bool:
+        """Needs the final hidden states of `llm`'s scoring pass (stored beside its labels: transformers only)."""
+        return self.probe == "hidden_states"
 
     @property
     def routing_asset(self) -> str:
@@ -69,9 +80,30 @@ VARIANTS: tuple[RouterVariant, ...] = (
     ),
     RouterVariant("llm_prices_only", "the language model without the headlines", prompt_parts=("prices",)),
     RouterVariant("llm_news_only", "the language model without the price lines", prompt_parts=("news",)),
+    RouterVariant(
+        "llm_probe",
+        "an L2 logistic regression on the mean final hidden state of the language model's scoring pass, fitted on "
+        "the training windows (strength by time-ordered cross-validation)",
+        probe="hidden_states",
+    ),
+    RouterVariant(
+        "features_probe",
+        "the same logistic regression on the 55 price features alone (what llm_probe adds over it is the text's)",
+        probe="price_features",
+    ),
 )
 VARIANT_NAMES = tuple(v.name for v in VARIANTS)
-DEFAULT_VARIANTS = ("llm", "momentum", "random", "single", "oracle")  # the free ones, in `make run`
+# The cheap ones, in `make run` (llm_probe reads the hidden states the labelling pass computes anyway; the vllm and
+# openai backends cannot give them: their default drops it, `config.settings`).
+DEFAULT_VARIANTS = ("llm", "momentum", "random", "single", "oracle", "llm_probe", "features_probe")
+
+
+# Why `llm_probe` refuses the vllm and openai backends (a config error at load, a failure where the backend is chosen
+# at run time: backend unset on a GPU).
+HIDDEN_STATES_NEED_TRANSFORMERS = (
+    "llm_probe reads the final hidden state of the pass that scores p_optimistic; the vllm/openai backends return "
+    "only log-probabilities: set router_backend.backend: transformers or drop llm_probe"
+)
 
 
 def variant(name: str) -> RouterVariant:

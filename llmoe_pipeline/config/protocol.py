@@ -111,7 +111,7 @@ class RouterProtocolConfig(ConfigSection):
     variants: list[str] = list(DEFAULT_VARIANTS)
     # Variants whose experts are also evaluated with soft routing (`LLMoE-soft`: both experts' P(up) weighted by
     # the router's score; no extra training). Those not in `variants` are ignored.
-    soft_routing: list[str] = ["llm"]
+    soft_routing: list[str] = ["llm", "llm_probe"]
     random_seed: int = 0  # the `random` router's coins
     # Headline budget of each window's prompt (characters; ≈ 4 per token). Prompt length is the labelling
     # time on a CPU: 400 keeps a news-rich AAPL window near 350 tokens.

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 import yaml
 from pydantic import BaseModel, Field, ValidationError, field_validator
 
+from llmoe_pipeline.catalog import HIDDEN_STATES_NEED_TRANSFORMERS, variant
 from llmoe_pipeline.config.protocol import PipelineConfig
 from llmoe_pipeline.config.section import ConfigSection
 from llmoe_pipeline.connectors.config import FetchConfig
@@ -188,9 +189,10 @@ def load_settings(
     if not (raw.get("data") or {}).get("updates_dir"):  # fetched days live under this run's home by default
         raw["data"] = {**(raw.get("data") or {}), "updates_dir": str(home_dir / "updates")}
     protocol = _validated(PipelineConfig, raw, source)
+    backend = _validated(RouterBackendConfig, sections["router_backend"], source, "router_backend")
     settings = Settings(
-        protocol=protocol,
-        router_backend=_validated(RouterBackendConfig, sections["router_backend"], source, "router_backend"),
+        protocol=_variants_for_backend(protocol, backend, source),
+        router_backend=backend,
         mlflow=_validated(MLflowConfig, sections["mlflow"], source, "mlflow"),
         schedule=_validated(ScheduleConfig, sections["schedule"], source, "schedule"),
         storage=_validated(StorageConfig, sections["storage"], source, "storage"),
@@ -205,6 +207,26 @@ def load_settings(
         config_file=str(Path(config_file).resolve()) if config_file else None,
     )
     return settings
+
+
+def _variants_for_backend(protocol: PipelineConfig, backend: RouterBackendConfig, source: str) -> PipelineConfig:
+    """The variants the router backend can run. `llm_probe` reads hidden states only the transformers backend gives:
+    with backend vllm or openai it is a ConfigError where the config lists it, and left out of the default variants
+    (and soft routing) where it does not. A backend left unset is chosen at run time (vllm on a GPU): the labelling
+    step says so there."""
+    if backend.backend not in ("vllm", "openai"):
+        return protocol
+    router = protocol.router
+    hidden = [name for name in router.variants if variant(name).reads_hidden_states]
+    if not hidden:
+        return protocol
+    if "variants" in router.model_fields_set:
+        raise ConfigError(f"{source}: router.variants: {HIDDEN_STATES_NEED_TRANSFORMERS}")
+    kept = {
+        "variants": [v for v in router.variants if v not in hidden],
+        "soft_routing": [v for v in router.soft_routing if v not in hidden],
+    }
+    return protocol.model_copy(update={"router": router.model_copy(update=kept)})
 
 
 def settings_from_env() -> Settings:

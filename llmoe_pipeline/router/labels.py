@@ -2,7 +2,9 @@
 
 `label_windows` sends only uncached windows to the model, creates the backend lazily (a fully cached run
 never loads the model) and commits every batch to the cache (a killed run loses at most the batch in
-flight). The decision threshold on p_optimistic is `regimes.fit_threshold` (training windows only).
+flight). A backend that gives the scoring pass's hidden states (router/hidden.py) has them stored beside the labels
+whenever it runs; asked for (`hidden_spec`), they are part of a hit and returned. The decision threshold on
+p_optimistic is `regimes.fit_threshold` (training windows only).
 """
 
 from __future__ import annotations
@@ -14,8 +16,9 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.router.cache import CacheEntry, LabelCache, cache_key
-from llmoe_pipeline.router.model import kernel_family_of, without_kernel_family
+from llmoe_pipeline.catalog import HIDDEN_STATES_NEED_TRANSFORMERS
+from llmoe_pipeline.router.cache import CacheEntry, LabelStore, cache_key
+from llmoe_pipeline.router.hidden import encode_hidden
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, sha256_text
 
 log = logging.getLogger(__name__)
@@ -32,7 +35,6 @@ LABEL_COLUMNS = [
     "from_cache",
 ]
 DEFAULT_BATCH_SIZE = 256
-UNRECORDED_FAMILY = "unrecorded"  # labels cached before the kernel family was part of the model id
 
 Progress = Callable[[int, int, float], None]  # (windows done, windows to label, prompts per second)
 
@@ -40,21 +42,23 @@ Progress = Callable[[int, int, float], None]  # (windows done, windows to label,
 def label_windows(
     prompts_df: pd.DataFrame,
     backend_factory: Callable,
-    cache: LabelCache,
+    cache: LabelStore,
     explain_mask: Sequence[bool] | np.ndarray | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
     model_id: str | None = None,
     prompt_version: str = PROMPT_VERSION,
+    hidden_spec: str | None = None,
 ) -> pd.DataFrame:
     """p_optimistic (and explanations where explain_mask is True) for every row of `build_prompts` output.
 
     backend_factory: a zero-argument callable returning a `RouterBackend`, with a `model_id` attribute
     (e.g. `BackendSpec`), or pass `model_id=` explicitly: the id is needed for the cache key before
     deciding whether the model is needed at all. A window counts as cached when its p is stored and, if
-    an explanation is asked for, the explanation too.
+    an explanation is asked for, the explanation too, and with `hidden_spec` its hidden state of that spec: a window
+    whose p is stored without one goes through the model again and only its hidden state is stored (its p kept).
     Returns one row per input row: ticker, date, split, p_optimistic, explanation, model_id,
-    prompt_version, prompt_sha256, from_cache.
+    prompt_version, prompt_sha256, from_cache; with `hidden_spec`, `hidden` (bytes, router/hidden.py) too.
     """
     if model_id is None:
         model_id = getattr(backend_factory, "model_id", None)
@@ -72,19 +76,22 @@ def label_windows(
         raise ValueError(f"explain_mask has shape {explain.shape}, expected ({n},)")
     keys = [cache_key(model_id, prompt_version, p) for p in prompts]
     cached = cache.get_many(keys)
-    from_cache = np.array(
-        [k in cached and (not e or cached[k].explanation is not None) for k, e in zip(keys, explain)], dtype=bool
-    )
+    hidden = cache.get_hidden(keys, hidden_spec) if hidden_spec else {}
+    labelled = [k in cached and (not e or cached[k].explanation is not None) for k, e in zip(keys, explain)]
+    from_cache = np.array([ok and (not hidden_spec or k in hidden) for k, ok in zip(keys, labelled)], dtype=bool)
 
-    # Windows to label, once per distinct key (identical prompts share one model call).
-    todo: dict[str, tuple[str, bool]] = {}
-    for k, p, e, hit in zip(keys, prompts, explain, from_cache):
+    # Windows to label, once per distinct key (identical prompts share one model call): (prompt, explain?, p stored
+    # with what was asked: only the hidden state is missing).
+    todo: dict[str, tuple[str, bool, bool]] = {}
+    for k, p, e, ok, hit in zip(keys, prompts, explain, labelled, from_cache):
         if not hit:
-            _, wanted = todo.get(k, (p, False))
-            todo[k] = (p, wanted or bool(e))
+            _, wanted, stored = todo.get(k, (p, False, True))
+            todo[k] = (p, wanted or bool(e), stored and ok)
     computed: dict[str, tuple[float, str | None]] = {}
     if todo:
-        computed = _label_uncached(todo, backend_factory, cache, model_id, prompt_version, batch_size, progress)
+        computed = _label_uncached(
+            todo, backend_factory, cache, model_id, prompt_version, batch_size, progress, cached, hidden, hidden_spec
+        )
 
     p_opt, explanations = np.empty(n), []
     for i, k in enumerate(keys):
@@ -98,7 +105,10 @@ def label_windows(
     out["prompt_version"] = prompt_version
     out["prompt_sha256"] = prompts_df["prompt_sha256"].to_numpy()
     out["from_cache"] = from_cache
-    return out[LABEL_COLUMNS]
+    if not hidden_spec:
+        return out[LABEL_COLUMNS]
+    out["hidden"] = pd.Series([hidden[k] for k in keys], dtype=object)
+    return out[[*LABEL_COLUMNS, "hidden"]]
 
 
 EXPLANATION_COLUMNS = ["ticker", "date", "split", "explanation", "explained_now"]
@@ -107,7 +117,7 @@ EXPLANATION_COLUMNS = ["ticker", "date", "split", "explanation", "explained_now"
 def explain_windows(
     prompts_df: pd.DataFrame,
     backend_factory: Callable,
-    cache: LabelCache,
+    cache: LabelStore,
     explain_mask: Sequence[bool] | np.ndarray,
     batch_size: int = DEFAULT_BATCH_SIZE,
     progress: Progress | None = None,
@@ -182,7 +192,7 @@ def _explain_uncached(
     todo: dict[str, str],
     cached: dict,
     backend_factory: Callable,
-    cache: LabelCache,
+    cache: LabelStore,
     model_id: str,
     prompt_version: str,
     batch_size: int,
@@ -208,65 +218,48 @@ def _explain_uncached(
     return computed
 
 
-def other_kernel_families(
-    cache: LabelCache, prompts_df: pd.DataFrame, model_id: str, prompt_version: str = PROMPT_VERSION
-) -> dict[str, int]:
-    """Kernel families other than `model_id`'s with labels in `cache` for these prompts: family -> prompts.
-
-    Those are the same model, path and precision computed by other kernels (another CPU kind sharing the cache, a
-    copied home). They are never mixed in (the family is part of the cache key: this machine labels its own), but
-    their presence is worth a warning: the two machines' results differ. Empty for ids without a family: float32
-    (the families agree to ~1e-5) and openai (the server's machine computes; its id is the server's).
-    """
-    if kernel_family_of(model_id) is None:
-        return {}
-    ours = without_kernel_family(model_id)
-    found = cache.model_ids_for(prompts_df["prompt_sha256"], prompt_version)
-    return {
-        kernel_family_of(other) or UNRECORDED_FAMILY: count
-        for other, count in sorted(found.items())
-        if other != model_id and without_kernel_family(other) == ours
-    }
-
-
-def shown_kernel_family(model_id: str) -> str:
-    """The kernel family of labels with this id, for provenance (asset metadata, MLflow tags)."""
-    return kernel_family_of(model_id) or "any (float32 or a server: not part of the cache id)"
-
-
-def kernel_family_warning(model_id: str, others: dict[str, int], prompts: int) -> str:
-    """One line naming this run's kernel family and the others the cache holds labels of (empty when none)."""
-    if not others:
-        return ""
-    held = ", ".join(f"{family} for {count} of them" for family, count in others.items())
-    return (
-        f"{prompts} windows labelled with kernel family {kernel_family_of(model_id)}; the label cache also holds "
-        f"labels of {held} (another CPU or GPU kind: not mixed in, but its results differ from this machine's)"
-    )
-
-
 def _label_uncached(
-    todo: dict[str, tuple[str, bool]],
+    todo: dict[str, tuple[str, bool, bool]],
     backend_factory: Callable,
-    cache: LabelCache,
+    cache: LabelStore,
     model_id: str,
     prompt_version: str,
     batch_size: int,
     progress: Progress | None,
+    cached: dict,
+    hidden: dict[str, bytes],
+    hidden_spec: str | None,
 ) -> dict[str, tuple[float, str | None]]:
-    """Label `todo` (cache key -> (prompt, explain?)) batch by batch, committing each batch to the cache."""
+    """Label `todo` (cache key -> (prompt, explain?, only the hidden state missing?)) batch by batch, committing
+    each batch to the cache; hidden states the backend gives are stored too (and added to `hidden`)."""
     computed: dict[str, tuple[float, str | None]] = {}
 
-    def work(backend, batch: list[tuple[str, tuple[str, bool]]]) -> None:
-        p_opt, explanations = backend.score_and_explain([p for _, (p, _) in batch], [e for _, (_, e) in batch])
+    def work(backend, batch: list[tuple[str, tuple[str, bool, bool]]]) -> None:
+        spec = getattr(backend, "hidden_spec", None)
+        if hidden_spec and spec != hidden_spec:
+            raise RuntimeError(
+                f"hidden states {hidden_spec!r} were asked for, the backend gives {spec or 'none'}: "
+                + HIDDEN_STATES_NEED_TRANSFORMERS
+            )
+        prompts, asked = [p for _, (p, _, _) in batch], [e for _, (_, e, _) in batch]
+        if spec:
+            p_opt, explanations, states = backend.score_explain_hidden(prompts, asked)
+        else:
+            (p_opt, explanations), states = backend.score_and_explain(prompts, asked), None
         if len(p_opt) != len(batch) or not np.all((p_opt >= 0) & (p_opt <= 1)):
             raise RuntimeError(f"backend returned invalid p_optimistic for a batch of {len(batch)}: {p_opt[:5]}")
+        # A window whose label is stored and only lacks its hidden state keeps its stored p (and explanation).
         cache.put_many(
             CacheEntry(k, model_id, prompt_version, sha256_text(p), float(q), ex)
-            for (k, (p, _)), q, ex in zip(batch, p_opt, explanations)
+            for (k, (p, _, stored)), q, ex in zip(batch, p_opt, explanations)
+            if not stored
         )
-        for (k, _), q, ex in zip(batch, p_opt, explanations):
-            computed[k] = (float(q), ex)
+        if states is not None and spec:
+            blobs = {k: encode_hidden(v) for (k, _), v in zip(batch, states)}
+            cache.put_hidden(blobs.items(), spec)
+            hidden.update(blobs)
+        for (k, (_, _, stored)), q, ex in zip(batch, p_opt, explanations):
+            computed[k] = (cached[k].p_optimistic, cached[k].explanation) if stored else (float(q), ex)
 
     _in_batches(list(todo.items()), backend_factory, model_id, batch_size, progress, "labelled", work)
     return computed

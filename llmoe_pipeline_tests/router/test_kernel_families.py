@@ -22,12 +22,8 @@ import pytest
 
 from llmoe_pipeline.router.backends import RouterBackend
 from llmoe_pipeline.router.cache import LabelCache
-from llmoe_pipeline.router.labels import (
-    UNRECORDED_FAMILY,
-    kernel_family_warning,
-    label_windows,
-    other_kernel_families,
-)
+from llmoe_pipeline.router.families import UNRECORDED_FAMILY, kernel_family_warning, other_kernel_families
+from llmoe_pipeline.router.labels import label_windows
 from llmoe_pipeline.router.model import scoring_model_id
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, sha256_text
 

@@ -6,20 +6,16 @@ import time
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.catalog import RouterVariant
+from llmoe_pipeline.catalog import HIDDEN_STATES_NEED_TRANSFORMERS, RouterVariant
+from llmoe_pipeline.defs.assets.scores import probe_router_asset, rule_router_asset
 from llmoe_pipeline.defs.checks import OWNERS, checks_then_output, retry_only
 from llmoe_pipeline.defs.jobs import EXPLANATIONS_TAG
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import LLMRouterResource, ModelStoreResource, ProtocolResource
 from llmoe_pipeline.router.backends.openai import ServerUnavailableError
-from llmoe_pipeline.router.labels import (
-    explain_windows,
-    kernel_family_warning,
-    label_windows,
-    other_kernel_families,
-    shown_kernel_family,
-)
+from llmoe_pipeline.router.families import kernel_family_warning, other_kernel_families, shown_kernel_family
+from llmoe_pipeline.router.labels import explain_windows, label_windows
 from llmoe_pipeline.router.prompt import configured_prompts, prompt_version
 from llmoe_pipeline.router.regimes import (
     MIN_ROWS_PER_REGIME,
@@ -28,7 +24,6 @@ from llmoe_pipeline.router.regimes import (
     regime_counts,
     too_few_windows,
 )
-from llmoe_pipeline.router.variants import RULE_SCORES, random_scores
 from llmoe_pipeline.trading.signals import fill_explanations
 
 RETRY_DELAY_S = 5  # a router server that is restarting answers again within seconds
@@ -103,18 +98,20 @@ def _language_model_asset(name: str, partitions: Partitions, pool: str | None, v
     }
 
 
-def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str | None = "llm"):
+def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str | None = "llm", hidden: bool = False):
+    """The labels of an LLM variant; with `hidden`, each window's hidden state too (column `hidden`, llm_probe)."""
     name, parts = variant.routing_asset, variant.prompt_parts or ()
     version = prompt_version(parts)
 
     @dg.asset(
-        **_language_model_asset(name, partitions, pool, version),
+        **_language_model_asset(name, partitions, pool, version + ("+hidden" if hidden else "")),
         check_specs=[_trainable_check(name), _kernel_family_check_spec(name)],
         description=f"Router variant `{variant.name}`: {variant.description}. p_optimistic per window, with "
         "model id and prompt hash; cached by content (only windows whose model, prompt version and prompt text are "
         "new reach the model); the threshold is fitted on the training windows only. Scores only: the explanation "
         f"column holds the ones already in the cache (`{explanations_asset_name(variant)}` generates the rest, "
-        "after the results).",
+        "after the results)."
+        + (" With the pooled final hidden state of each window's scoring pass (column hidden)." if hidden else ""),
     )
     def router(
         context: dg.AssetExecutionContext,
@@ -128,16 +125,21 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
         windows = feature_windows[feature_windows["split"] != "none"]
         prompts, _ = configured_prompts(windows, raw_headlines, raw_prices, cfg, parts)
         started, progress = time.time(), progress_every_10s(context, "labelled")
+        factory = llm_router.backend_factory()
+        spec = factory.hidden_spec if hidden else None
+        if hidden and not spec:
+            raise dg.Failure(HIDDEN_STATES_NEED_TRANSFORMERS, allow_retries=False)
 
         # A server that is down or busy may answer on the next try; anything else fails the same way again.
         with retry_only(ServerUnavailableError, TimeoutError), llm_router.cache() as cache:
             labels = label_windows(
                 prompts,
-                llm_router.backend_factory(),
+                factory,
                 cache,
                 batch_size=llm_router.config.batch_size,
                 progress=progress,
                 prompt_version=version,
+                hidden_spec=spec,
             )
             model_id = str(labels["model_id"].iloc[0])
             others = other_kernel_families(cache, prompts, model_id, version)
@@ -159,6 +161,7 @@ def llm_router_asset(partitions: Partitions, variant: RouterVariant, pool: str |
                 "model_id": model_id,
                 "kernel_family": shown_kernel_family(model_id),
                 "prompt_version": version,
+                "hidden_spec": spec or "none",
                 "label_balance": dg.MetadataValue.json(regime_counts(labels)),
                 "p_optimistic_mean": float(labels["p_optimistic"].mean()),
                 "explained_per_split": dg.MetadataValue.json(explained_per_split(labels)),
@@ -258,42 +261,17 @@ def llm_explanations_asset(partitions: Partitions, variant: RouterVariant, pool:
     return explanations
 
 
-def rule_router_asset(partitions: Partitions, variant: RouterVariant):
-    score = RULE_SCORES[variant.name]
-
-    @dg.asset(
-        name=variant.routing_asset,
-        partitions_def=partitions.tickers,
-        group_name="router",
-        kinds={"pandas", "parquet"},
-        owners=OWNERS,
-        code_version="1",
-        description=f"Router variant `{variant.name}`: {variant.description}. Its routing score per window "
-        "(column p_optimistic: higher = Optimistic); no language model."
-        + (" USES THE FUTURE: an upper bound, never a result." if variant.uses_future else ""),
-    )
-    def scores(protocol: ProtocolResource, feature_windows: pd.DataFrame) -> dg.Output:
-        windows = feature_windows[feature_windows["split"] != "none"].reset_index(drop=True)
-        table = (
-            random_scores(windows, protocol.config.router.random_seed) if variant.name == "random" else score(windows)
-        )
-        return dg.Output(
-            table,
-            metadata={
-                "rows": len(table),
-                "uses_future": variant.uses_future,
-                "score_mean": float(table["p_optimistic"].mean()),
-            },
-        )
-
-    return scores
-
-
 def build_router_assets(partitions: Partitions, variants: list[RouterVariant], llm_pool: str | None = "llm") -> list:
     """One routing asset per enabled variant that has a score (`single` has none), and one explanations asset per
-    LLM variant; the language model's claim a slot of `llm_pool` (None: no pool)."""
+    LLM variant; the language model's claim a slot of `llm_pool` (None: no pool). `llm`'s labels hold the hidden
+    states of their scoring pass when a variant reads them (`llm_probe`)."""
+    hidden = any(v.reads_hidden_states for v in variants)
     routers = [
-        llm_router_asset(partitions, v, llm_pool) if v.is_llm else rule_router_asset(partitions, v)
+        llm_router_asset(partitions, v, llm_pool, hidden=hidden and v.name == "llm")
+        if v.is_llm
+        else probe_router_asset(partitions, v)
+        if v.probe
+        else rule_router_asset(partitions, v)
         for v in variants
         if v.experts
     ]

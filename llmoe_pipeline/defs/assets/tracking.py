@@ -16,7 +16,7 @@ from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
 from llmoe_pipeline.defs.resources import MLflowResource, ModelStoreResource, ProtocolResource
 from llmoe_pipeline.features.windows import window_columns
-from llmoe_pipeline.router.labels import shown_kernel_family
+from llmoe_pipeline.router.families import shown_kernel_family
 from llmoe_pipeline.tracking.provenance import data_files_hash
 from llmoe_pipeline.tracking.records import log_records, model_records
 

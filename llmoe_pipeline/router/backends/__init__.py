@@ -88,6 +88,11 @@ class BackendSpec:
                 self._model_id = label_model_id(self.config, model_id_of(self.config.model))
         return self._model_id
 
+    @property
+    def hidden_spec(self) -> str | None:
+        """What hidden states the backend gives beside p (router/hidden.py; None: none), without building it."""
+        return getattr(BACKENDS[self.config.resolved_backend], "hidden_spec", None)
+
     def __call__(self) -> RouterBackend:
         started = time.perf_counter()
         backend = make_backend(self.config, self.home)

@@ -71,12 +71,22 @@ class RouterBackend(abc.ABC):
     """p_optimistic (and optionally an explanation) for a list of prompts from `build_prompts`."""
 
     model_id: str  # name@revision; part of the label cache key
+    # What `score_explain_hidden` returns beside p (router/hidden.py), None: this backend gives log-probabilities only.
+    hidden_spec: str | None = None
 
     @abc.abstractmethod
     def score_and_explain(
         self, prompts: Sequence[str], explain_mask: Sequence[bool] | None = None
     ) -> tuple[np.ndarray, list[str | None]]:
         """p_optimistic for every prompt, and an explanation where explain_mask is True (else None)."""
+
+    def score_explain_hidden(
+        self, prompts: Sequence[str], explain_mask: Sequence[bool] | None = None
+    ) -> tuple[np.ndarray, list[str | None], np.ndarray | None]:
+        """`score_and_explain`, and the pooled final hidden states (windows × width, float32) of the same pass
+        where the backend has a `hidden_spec` (else None)."""
+        p_opt, explanations = self.score_and_explain(prompts, explain_mask)
+        return p_opt, explanations, None
 
     def score(self, prompts: Sequence[str]) -> np.ndarray:
         return self.score_and_explain(prompts, None)[0]

@@ -29,6 +29,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 import torch
@@ -126,20 +127,24 @@ class FixedShapeRunner:
         token_ids: list[int],
         keep: dict[int, int] | None = None,
         sink: Callable[[int, KV], None] | None = None,
-    ) -> np.ndarray:
-        """Logits (float32) of `token_ids` at the position after each sequence, shape (len(seqs), len(token_ids)).
+        pooled: bool = False,
+    ) -> Any:
+        """Logits (float32) of `token_ids` at the position after each sequence, shape (len(seqs), len(token_ids));
+        with `pooled`, (logits, states): states (len(seqs), hidden; float32) the mean over each sequence's own
+        tokens (after its shared prefix) of the final-normed hidden state, from the same pass (router/hidden.py).
 
         keep: {index: n}: hand the keys and values of the first n tokens of those sequences (per layer,
         (1, kv_heads, n, head_dim)) to `sink` (in this thread) once their micro-batch is done (explanations reuse
         them)."""
         out = np.empty((len(seqs), len(token_ids)))
+        states: np.ndarray | None = None
         wanted = keep if keep and sink is not None else {}
         groups = self.groups(seqs)
         threads = torch.get_num_threads()
 
-        def one_pass(group: tuple[int, int, list[int]]) -> tuple[np.ndarray, list[tuple[int, KV]]]:
+        def one_pass(group: tuple[int, int, list[int]]) -> tuple[np.ndarray, list[tuple[int, KV]], np.ndarray | None]:
             torch.set_num_threads(1)  # this thread's passes (see the module's docstring)
-            return self._score_group(seqs, group, token_ids, wanted)
+            return self._score_group(seqs, group, token_ids, wanted, pooled)
 
         with ThreadPoolExecutor(threads) as pool:
             try:
@@ -148,13 +153,19 @@ class FixedShapeRunner:
                     wave = groups[start : start + threads]
                     done = list(pool.map(one_pass, wave))
                     torch.set_num_threads(threads)
-                    for (_, _, members), (logits, kept) in zip(wave, done):
+                    for (_, _, members), (logits, kept, mean) in zip(wave, done):
                         out[members] = logits
+                        if mean is not None:
+                            if states is None:
+                                states = np.zeros((len(seqs), mean.shape[1]), dtype=np.float32)
+                            states[members] = mean
                         for i, kv in kept:
                             sink(i, kv)  # type: ignore[misc]
             finally:
                 torch.set_num_threads(threads)
-        return out
+        if not pooled:
+            return out
+        return out, states if states is not None else np.zeros((0, 0), dtype=np.float32)
 
     def _score_group(
         self,
@@ -162,8 +173,10 @@ class FixedShapeRunner:
         group: tuple[int, int, list[int]],
         token_ids: list[int],
         keep: dict[int, int],
-    ) -> tuple[np.ndarray, list[tuple[int, KV]]]:
-        """One micro-batch: the logits of its real rows, and the (index, keys and values) of those in `keep`."""
+        pooled: bool = False,
+    ) -> tuple[np.ndarray, list[tuple[int, KV]], np.ndarray | None]:
+        """One micro-batch: the logits of its real rows, the (index, keys and values) of those in `keep`, and with
+        `pooled` the real rows' mean final-normed hidden state over their own tokens (else None)."""
         prefix, width, members = group
         chunk = [seqs[i] for i in members]
         hidden, kv, prefixes = self.prefill(chunk, prefix, width)
@@ -172,7 +185,11 @@ class FixedShapeRunner:
         # The head on every row of the micro-batch: a matrix multiply's rounding depends on its row count too.
         logits = self.model.logits(hidden[torch.arange(len(hidden)), last], token_ids)
         kept = [(i, self._row_kv(kv, prefixes[r], r, keep[i])) for r, i in enumerate(members) if i in keep]
-        return logits[: len(chunk)].numpy(), kept
+        mean = None
+        if pooled:  # the norm on the whole micro-batch (row-wise, fixed shape); each row's own tokens, no pads
+            normed = self.model.final_norm(hidden)
+            mean = torch.stack([normed[r, : len(s) - prefix].mean(0) for r, s in enumerate(chunk)]).numpy()
+        return logits[: len(chunk)].numpy(), kept, mean
 
     @staticmethod
     def _row_kv(kv: KV, prefix: KV, row: int, n: int) -> KV:

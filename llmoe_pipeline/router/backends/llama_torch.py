@@ -234,7 +234,11 @@ class LlamaTorch:
                 x = cached_layer_forward(x, cos, sin, k, v, start, mask, w, self.heads, self.kv_heads, self.eps)
         return x
 
+    def final_norm(self, hidden: torch.Tensor) -> torch.Tensor:
+        """The final norm (float32) the head reads, on hidden states (..., hidden): row-wise."""
+        return _rms(hidden, self.norm, self.eps)
+
     def logits(self, hidden: torch.Tensor, token_ids: list[int] | None = None) -> torch.Tensor:
         """Final norm and head (float32) on hidden states (..., hidden): all tokens, or only `token_ids`."""
         head = self.head if token_ids is None else self.head[token_ids]
-        return _rms(hidden, self.norm, self.eps) @ head.T
+        return self.final_norm(hidden) @ head.T

@@ -25,6 +25,7 @@ from llmoe_pipeline.router.backends.base import (
     p_from_logprobs,
 )
 from llmoe_pipeline.router.backends.config import RECIPE, Recipe, RouterBackendConfig, label_model_id
+from llmoe_pipeline.router.hidden import HIDDEN_SPEC
 from llmoe_pipeline.router.model import resolve_model
 
 
@@ -42,19 +43,25 @@ class _ModuleForward:
         with torch.no_grad():  # right padding under a causal mask: a real token never sees a pad
             return self.model.model(input_ids=ids).last_hidden_state, []
 
+    def final_norm(self, hidden):
+        return hidden.float()  # last_hidden_state is after the model's final norm already
+
     def logits(self, hidden, token_ids=None):
         head = self.model.get_output_embeddings().weight
         return hidden.float() @ (head if token_ids is None else head[token_ids]).float().T
 
 
 class TransformersBackend(RouterBackend):
-    """The model in this process: fixed-shape, batch-invariant scoring; explanations by greedy decoding.
+    """The model in this process: fixed-shape, batch-invariant scoring; explanations by greedy decoding; the pooled
+    final hidden states of the scoring pass on request (`score_explain_hidden`, router/hidden.py).
 
     From `config`: model, dtype ("auto": bfloat16 on a CPU with native bfloat16 matrix multiplies, else float32),
     seed, explanation_max_tokens, forward_batch_size (generate batch, non-Llama models only). The Llama forward
     is compiled except in float32; `compile=False` (benchmarks) runs it eagerly: other low-precision numbers, so
     another model id. `recipe` (tests, benchmarks): other fixed shapes, another model id in low precision.
     """
+
+    hidden_spec = HIDDEN_SPEC
 
     def __init__(
         self,
@@ -137,6 +144,13 @@ class TransformersBackend(RouterBackend):
         return [row[width:].tolist() for row in out]
 
     def score_and_explain(self, prompts, explain_mask=None):
+        p_opt, explanations, _ = self._score(prompts, explain_mask, pooled=False)
+        return p_opt, explanations
+
+    def score_explain_hidden(self, prompts, explain_mask=None):
+        return self._score(prompts, explain_mask, pooled=True)
+
+    def _score(self, prompts, explain_mask, pooled: bool):
         from llmoe_pipeline.router.backends.fixed_generate import Generator, common_prefix
 
         mask = _mask(prompts, explain_mask)
@@ -144,25 +158,36 @@ class TransformersBackend(RouterBackend):
         asked = {i: chat_token_ids(self._tokenizer, prompts[i], "explain") for i, m in enumerate(mask) if m}
         explanations: list[str | None] = [None] * len(prompts)
         if not seqs:
-            return np.zeros(0), explanations
+            return np.zeros(0), explanations, (np.zeros((0, 0), dtype=np.float32) if pooled else None)
         if self._module is not None:  # other architectures: transformers' generate on the explanation chats
-            lp = self._runner.score(seqs, list(self.label_ids))
+            lp, states = self._scores(self._runner.score(seqs, list(self.label_ids), pooled=pooled), pooled)
             todo, size = list(asked), self.config.forward_batch_size
             for start in range(0, len(todo), size):
                 for i, tokens in zip(
                     todo[start : start + size], self._generate([asked[i] for i in todo[start : start + size]])
                 ):
                     explanations[i] = self._text(tokens)
-            return p_from_logprobs(lp[:, 0], lp[:, 1]), explanations
+            return p_from_logprobs(lp[:, 0], lp[:, 1]), explanations, states
         # Explanations continue from the scoring pass's keys and values of the part both chats share.
         shared = {i: min(common_prefix(seqs[i], chat), len(chat) - 1) for i, chat in asked.items()}
         generator = Generator(self._runner.model, self.explanation_max_tokens, self.stop_ids)
-        lp = self._runner.score(
-            seqs, list(self.label_ids), keep=shared, sink=lambda i, kv: generator.add(i, kv, asked[i][shared[i] :])
+        lp, states = self._scores(
+            self._runner.score(
+                seqs,
+                list(self.label_ids),
+                keep=shared,
+                sink=lambda i, kv: generator.add(i, kv, asked[i][shared[i] :]),
+                pooled=pooled,
+            ),
+            pooled,
         )
         for i, tokens in generator.finish().items():
             explanations[i] = self._text(tokens)
-        return p_from_logprobs(lp[:, 0], lp[:, 1]), explanations
+        return p_from_logprobs(lp[:, 0], lp[:, 1]), explanations, states
+
+    @staticmethod
+    def _scores(result, pooled: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        return result if pooled else (result, None)
 
     def close(self) -> None:
         self._runner = None  # type: ignore[assignment]

@@ -31,9 +31,13 @@ CREATE TABLE IF NOT EXISTS router_labels (
     prompt_sha256  TEXT NOT NULL,
     p_optimistic   DOUBLE PRECISION NOT NULL,
     explanation    TEXT,
-    created_at     TIMESTAMPTZ NOT NULL DEFAULT now()
+    created_at     TIMESTAMPTZ NOT NULL DEFAULT now(),
+    hidden         BYTEA,
+    hidden_spec    TEXT
 )
 """
+# Columns added since the first schema: a table without them gets them on connect, under the same lock.
+_MIGRATE = "ALTER TABLE router_labels ADD COLUMN IF NOT EXISTS hidden BYTEA, ADD COLUMN IF NOT EXISTS hidden_spec TEXT"
 _PROMPT_INDEX = "CREATE INDEX IF NOT EXISTS router_labels_prompt ON router_labels (prompt_sha256)"
 _SCHEMA_LOCK = 0x6C6C6D6F65  # pg_advisory_xact_lock key for the CREATE TABLE ("llmoe")
 _UPSERT = """
@@ -68,6 +72,7 @@ class PostgresLabelCache:
             cur.execute("SELECT pg_advisory_xact_lock(%s)", (_SCHEMA_LOCK,))
             cur.execute(_SCHEMA)
             cur.execute(_PROMPT_INDEX)
+            cur.execute(_MIGRATE)
 
     @contextlib.contextmanager
     def _transaction(self) -> Iterator[Any]:
@@ -139,6 +144,43 @@ class PostgresLabelCache:
                 )
                 filled += cur.rowcount
         return filled
+
+    def get_hidden(self, keys: Iterable[str], spec: str) -> dict[str, bytes]:
+        """The stored hidden states of `spec` of these keys (a key without one, or with another spec, is absent)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, bytes] = {}
+        with self._transaction() as cur:
+            for start in range(0, len(keys), _QUERY_CHUNK):
+                cur.execute(
+                    "SELECT key, hidden FROM router_labels "
+                    "WHERE hidden IS NOT NULL AND hidden_spec = %s AND key = ANY(%s)",
+                    (spec, keys[start : start + _QUERY_CHUNK]),
+                )
+                found.update((k, bytes(h)) for k, h in cur.fetchall())
+        return found
+
+    def put_hidden(self, items: Iterable[tuple[str, bytes]], spec: str) -> int:
+        """Store the hidden state of labels already stored, (key, bytes) pairs, in one transaction: their p and
+        explanation are left as they were, a key without a label is skipped. Returns how many were stored."""
+        from psycopg2.extras import execute_values
+
+        rows = [(key, self._psycopg2.Binary(blob)) for key, blob in dict(items).items()]
+        if not rows:
+            return 0
+        stored = 0
+        with self._transaction() as cur:
+            for start in range(0, len(rows), 1000):  # rowcount counts one statement: one page each
+                page = rows[start : start + 1000]
+                execute_values(
+                    cur,
+                    "UPDATE router_labels AS r SET hidden = v.hidden, hidden_spec = v.spec "
+                    "FROM (VALUES %s) AS v(key, hidden, spec) WHERE r.key = v.key",
+                    [(key, blob, spec) for key, blob in page],
+                    template="(%s, %s::bytea, %s)",
+                    page_size=len(page),
+                )
+                stored += int(cur.rowcount)
+        return stored
 
     def __len__(self) -> int:
         with self._transaction() as cur:

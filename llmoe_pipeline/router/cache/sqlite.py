@@ -30,9 +30,13 @@ CREATE TABLE IF NOT EXISTS router_labels (
     prompt_sha256  TEXT NOT NULL,
     p_optimistic   REAL NOT NULL,
     explanation    TEXT,              -- NULL: not asked for yet
-    created_at     TEXT NOT NULL
+    created_at     TEXT NOT NULL,
+    hidden         BLOB,              -- the pooled final hidden state (router/hidden.py); NULL: none stored
+    hidden_spec    TEXT               -- what `hidden` is (HIDDEN_SPEC)
 )
 """
+# Columns added since the first schema: a file without them gets them on open (`_migrate`).
+_ADDED_COLUMNS = (("hidden", "BLOB"), ("hidden_spec", "TEXT"))
 # Finds the labels any model id holds for given prompts (LabelCache.model_ids_for).
 _PROMPT_INDEX = "CREATE INDEX IF NOT EXISTS router_labels_prompt ON router_labels (prompt_sha256)"
 _QUERY_CHUNK = 500  # keys per SELECT (SQLite limits the number of bound parameters)
@@ -70,9 +74,22 @@ class LabelCache:
                 self._conn.execute("PRAGMA synchronous = FULL")  # a committed batch survives a power cut too
                 self._conn.execute(_SCHEMA)
                 self._conn.execute(_PROMPT_INDEX)
+                self._migrate()
         except BaseException:
             self._conn.close()
             raise
+
+    def _migrate(self) -> None:
+        """Add the columns a file made by an older version lacks (metadata only: no row is rewritten); another
+        process adding one at the same moment is fine."""
+        have = {row[1] for row in self._conn.execute("PRAGMA table_info(router_labels)")}
+        for name, kind in _ADDED_COLUMNS:
+            if name not in have:
+                try:
+                    self._conn.execute(f"ALTER TABLE router_labels ADD COLUMN {name} {kind}")
+                except sqlite3.OperationalError as exc:
+                    if "duplicate column" not in str(exc):
+                        raise
 
     def get_many(self, keys: Iterable[str]) -> dict[str, CachedLabel]:
         keys = list(dict.fromkeys(keys))
@@ -145,6 +162,38 @@ class LabelCache:
                     self._conn.execute("ROLLBACK")
                 raise
         return filled
+
+    def get_hidden(self, keys: Iterable[str], spec: str) -> dict[str, bytes]:
+        """The stored hidden states of `spec` of these keys (a key without one, or with another spec, is absent)."""
+        keys = list(dict.fromkeys(keys))
+        found: dict[str, bytes] = {}
+        with _damage_is_clear(self.path):
+            for start in range(0, len(keys), _QUERY_CHUNK):
+                chunk = keys[start : start + _QUERY_CHUNK]
+                rows = self._conn.execute(
+                    f"SELECT key, hidden FROM router_labels WHERE hidden IS NOT NULL AND hidden_spec = ? "
+                    f"AND key IN ({','.join('?' * len(chunk))})",
+                    [spec, *chunk],
+                )
+                found.update((k, bytes(h)) for k, h in rows)
+        return found
+
+    def put_hidden(self, items: Iterable[tuple[str, bytes]], spec: str) -> int:
+        """Store the hidden state of labels already stored, (key, bytes) pairs, in one transaction: their p and
+        explanation are left as they were, a key without a label is skipped. Returns how many were stored."""
+        rows = [(blob, spec, key) for key, blob in items]
+        with _damage_is_clear(self.path):
+            self._conn.execute("BEGIN IMMEDIATE")
+            try:
+                before = self._conn.total_changes
+                self._conn.executemany("UPDATE router_labels SET hidden = ?, hidden_spec = ? WHERE key = ?", rows)
+                stored = self._conn.total_changes - before
+                self._conn.execute("COMMIT")
+            except BaseException:
+                if self._conn.in_transaction:
+                    self._conn.execute("ROLLBACK")
+                raise
+        return stored
 
     def __len__(self) -> int:
         with _damage_is_clear(self.path):
