@@ -83,9 +83,13 @@ class Unclosed:
 
     def __init__(self, backend):
         self._backend, self.model_id = backend, backend.model_id
+        self.hidden_spec = getattr(backend, "hidden_spec", None)
 
     def score_and_explain(self, prompts, explain_mask=None):
         return self._backend.score_and_explain(prompts, explain_mask)
+
+    def score_explain_hidden(self, prompts, explain_mask=None):
+        return self._backend.score_explain_hidden(prompts, explain_mask)
 
     def close(self):
         pass

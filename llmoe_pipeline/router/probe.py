@@ -24,6 +24,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV, TimeSeriesSplit
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
+from threadpoolctl import threadpool_limits
 
 from llmoe_pipeline.features.windows import window_columns
 from llmoe_pipeline.router.hidden import hidden_matrix
@@ -67,7 +68,8 @@ def fit_probe(windows: pd.DataFrame, x: np.ndarray) -> ProbeFit:
         n_jobs=1,
         error_score=np.nan,  # a fold with one direction only has no AUC: it does not count
     )
-    with warnings.catch_warnings():
+    # One BLAS thread: these matrices are small, and threads made the fit 10x slower on a busy 2-core machine.
+    with warnings.catch_warnings(), threadpool_limits(limits=1):
         warnings.simplefilter("ignore", ConvergenceWarning)
         warnings.filterwarnings("ignore", message=".*[Oo]nly one class.*")
         search.fit(x[rows], y)

@@ -2,19 +2,11 @@
 
 A machine of another family relabels (its family is in the cache key) and is told which families the cache also
 holds labels of for its prompts. The same for the SQLite cache and for the PostgreSQL cache (a bare server
-started here; skipped where PostgreSQL is not installed). The model is a deterministic fake: what is tested is the
-cache's bookkeeping, not the numbers.
+started here, conftest.postgres_url; skipped where PostgreSQL is not installed). The model is a deterministic fake:
+what is tested is the cache's bookkeeping, not the numbers.
 """
 
 from __future__ import annotations
-
-import os
-import pwd
-import shutil
-import socket
-import subprocess
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,38 +50,6 @@ def prompts(n: int) -> pd.DataFrame:
             "prompt_sha256": [sha256_text(t) for t in texts],
         }
     )
-
-
-# ---------------------------------------------------------------------------------------------- PostgreSQL
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def postgres_url():
-    """A bare PostgreSQL server for this module (trust authentication on 127.0.0.1), as the postgres user when
-    run as root (PostgreSQL refuses root)."""
-    if not shutil.which("initdb") or not shutil.which("pg_ctl"):
-        pytest.skip("PostgreSQL (initdb, pg_ctl) is not installed")
-    as_user: list[str] = []
-    data = Path(tempfile.mkdtemp(prefix="llmoe-pg-")) / "data"
-    if os.geteuid() == 0:
-        as_user = ["runuser", "-u", "postgres", "--"]
-        os.chmod(data.parent, 0o755)
-        data.mkdir(mode=0o700)
-        os.chown(data, pwd.getpwnam("postgres").pw_uid, -1)
-    port = _free_port()
-    run = lambda *argv: subprocess.run([*as_user, *argv], check=True, capture_output=True, timeout=120)  # noqa: E731
-    run("initdb", "-D", str(data), "-A", "trust", "-U", "llmoe", "--no-sync")
-    options = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    run("pg_ctl", "-D", str(data), "-o", options, "-l", str(data / "server.log"), "-w", "start")
-    try:
-        yield f"postgresql://llmoe@127.0.0.1:{port}/postgres"
-    finally:
-        run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
-        shutil.rmtree(data.parent, ignore_errors=True)
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
