@@ -93,3 +93,13 @@ class Unclosed:
 
     def close(self):
         pass
+
+
+class Shared:
+    """A backend factory handing out one module's backend, which label_windows then never closes."""
+
+    def __init__(self, backend):
+        self.backend, self.model_id = backend, backend.model_id
+
+    def __call__(self) -> Unclosed:
+        return Unclosed(self.backend)
