@@ -3,7 +3,9 @@ and router threshold, the single expert) is refitted on all days before Y, the l
 as validation, and predicts Y. The out-of-sample years concatenate into one daily return series per model and seed.
 
 Routing scores come from the routing tables (a window's score does not depend on the split: the LLM's labels come
-from its content-addressed cache), so a fold costs training only. No model of year Y sees a row dated in Y or later.
+from its content-addressed cache), so a fold costs training only; the probes (`llm_probe`, `features_probe`), fitted
+on training windows, are refitted on each fold's (`fold_probe_scores`: the hidden states from `llm`'s labels). No
+model of year Y sees a row dated in Y or later.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models import training as tr
 from llmoe_pipeline.models.store import training_fingerprint
 from llmoe_pipeline.reporting.tables import summarize
+from llmoe_pipeline.router.probe import feature_inputs, fit_probe, hidden_inputs
 from llmoe_pipeline.router.regimes import REGIMES, apply_threshold
 from llmoe_pipeline.trading.evaluation import RoutedExperts, evaluate, predict_all
 from llmoe_pipeline.trading.metrics import compute_metrics, sharpe_ratio
@@ -78,6 +81,15 @@ def with_split(routing: pd.DataFrame, features: pd.DataFrame) -> pd.DataFrame:
     return out[out["split"].notna()].reset_index(drop=True)
 
 
+def fold_probe_scores(
+    v: RouterVariant, features: pd.DataFrame, routing: Mapping[str, pd.DataFrame], cfg: PipelineConfig
+) -> pd.DataFrame:
+    """A probe's scores refitted on the training windows of the fold whose split `features` carry."""
+    windows = features[features["split"] != "none"].reset_index(drop=True)
+    inputs = hidden_inputs(windows, routing["llm"]) if v.reads_hidden_states else feature_inputs(windows, cfg.window)
+    return fit_probe(windows, inputs).scores
+
+
 def fold_models(
     features: pd.DataFrame,
     routing: Mapping[str, pd.DataFrame],
@@ -106,9 +118,8 @@ def fold_models(
             ).models
             continue
         quantiles = [searches["llm"].threshold_quantile] if v.threshold == "llm_share" else None
-        searches[v.name], routed[v.display_name] = _llmoe_fold(
-            v, features, with_split(routing[v.name], features), cfg, cached, quantiles
-        )
+        table = fold_probe_scores(v, features, routing, cfg) if v.probe else with_split(routing[v.name], features)
+        searches[v.name], routed[v.display_name] = _llmoe_fold(v, features, table, cfg, cached, quantiles)
     for spec in registry.BASELINES:
         plain[spec.display_name] = cached(
             spec.name,

@@ -5,13 +5,18 @@ the inputs is found; the vllm/openai backends with llm_probe are one ConfigError
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
 from llmoe_pipeline.catalog import DEFAULT_VARIANTS, HIDDEN_STATES_NEED_TRANSFORMERS, variant
+from llmoe_pipeline.config.protocol import PipelineConfig
 from llmoe_pipeline.config.settings import ConfigError, load_settings
+from llmoe_pipeline.features.windows import build_features
+from llmoe_pipeline.research.walkforward import fold_features, fold_probe_scores, folds
 from llmoe_pipeline.router.hidden import decode_hidden, encode_hidden
 from llmoe_pipeline.router.probe import PROBE_CS, feature_inputs, fit_probe, hidden_inputs
 from llmoe_pipeline_tests.model_fixtures import small_features
@@ -129,3 +134,18 @@ def test_the_default_variants_leave_llm_probe_out_where_the_backend_cannot_give_
         assert "llm_probe" not in router.variants and "features_probe" in router.variants
         assert router.soft_routing == ["llm"]
     assert variant("llm_probe").reads_hidden_states and not variant("features_probe").reads_hidden_states
+
+
+def test_the_walk_forward_refits_a_probe_on_each_folds_training_windows(aapl_prices):
+    cfg = PipelineConfig()
+    features = build_features(aapl_prices[aapl_prices["date"] <= pd.Timestamp("2013-12-31")], cfg.split)
+    (fold,) = folds(cfg, 2012, 2012, dt.date(2013, 12, 31))
+    feats = fold_features(features, fold)
+    scores = fold_probe_scores(variant("features_probe"), feats, {}, cfg)
+    # The fold's year and everything after it (its test days, later days) changed: the fold's probe is the same.
+    later = features.assign(target=np.where(features["date"] >= pd.Timestamp("2012-01-01"), 0.0, features["target"]))
+    again = fold_probe_scores(variant("features_probe"), fold_features(later, fold), {}, cfg)
+    assert np.array_equal(scores["p_optimistic"], again["p_optimistic"])
+    assert set(scores["split"]) == {"train", "validation", "test"} and scores["date"].max() <= pd.Timestamp(
+        "2012-12-31"
+    )
