@@ -13,6 +13,7 @@ import numpy as np
 from llmoe_pipeline.core.hashing import sha256_text
 from llmoe_pipeline.defs.resources import LLMRouterResource
 from llmoe_pipeline.router.backends import RouterBackend
+from llmoe_pipeline.router.hidden import HIDDEN_SPEC
 
 FAKE_MODEL_ID = "fake-router@v1"
 SCORED: list[str] = []  # every prompt the fake backend scored in this process
@@ -29,9 +30,18 @@ class FakeBackend(RouterBackend):
         EXPLAINED.extend(q for q, m in zip(prompts, mask) if m)
         return p, [f"fake explanation {i}" if m else None for i, m in enumerate(mask)]
 
+    hidden_spec = HIDDEN_SPEC
+
+    def score_explain_hidden(self, prompts, explain_mask=None):
+        """And a fake hidden state per prompt (16 numbers from its hash: no information about the next day)."""
+        p, explanations = self.score_and_explain(prompts, explain_mask)
+        states = np.array([[int(sha256_text(f"{i}{q}")[:8], 16) / 0xFFFFFFFF for i in range(16)] for q in prompts])
+        return p, explanations, states.astype(np.float32).reshape(len(prompts), 16)
+
 
 class FakeSpec:
     model_id = FAKE_MODEL_ID
+    hidden_spec = HIDDEN_SPEC
 
     def __call__(self) -> FakeBackend:
         return FakeBackend()

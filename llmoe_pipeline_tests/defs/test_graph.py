@@ -47,7 +47,9 @@ def test_one_refresh_materializes_every_asset_of_the_ticker(graph, first_refresh
     settings, defs, instance = graph
     every = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
     experts = {k for k in every if k.startswith("expert_models/")}
-    assert experts == {f"expert_models/{v}" for v in ("llm", "momentum", "random", "oracle")}
+    assert experts == {
+        f"expert_models/{v}" for v in ("llm", "momentum", "random", "oracle", "llm_probe", "features_probe")
+    }
     expected = (every - experts) | {f"{k}[{r}]" for k in experts for r in ("optimistic", "pessimistic")}
     assert set(first_refresh) == expected
     labels = first_refresh["router_labels"]
@@ -127,8 +129,7 @@ def test_predictions_and_results_cover_every_model_and_seed(graph, first_refresh
     settings, defs, instance = graph
     results = defs.load_asset_value("backtest_results", partition_key="AAPL", instance=instance)
     seeds = results.groupby("model")["seed"].nunique().to_dict()
-    variants = ["LLMoE", "LLMoE[momentum]", "LLMoE[random]", "LLMoE[single]", "LLMoE[oracle]"]
-    assert seeds == {**dict.fromkeys(variants, 2), "MoE": 2, "LSTM": 2, "MLP": 2, "LightGBM": 2, "Buy&Hold": 1}
+    assert seeds == {**dict.fromkeys(ALL_MODELS, 2), "Buy&Hold": 1}  # every variant, its soft routing, baselines
     urls = defs.load_asset_value("mlflow_runs", partition_key="AAPL", instance=instance)
     assert set(urls) == set(seeds) and all(u.startswith("http://127.0.0.1:5000/#/experiments/") for u in urls.values())
     preds = defs.load_asset_value("predictions", partition_key="AAPL", instance=instance)
@@ -240,14 +241,21 @@ def test_significance_compares_every_llmoe_variant_with_every_model(graph, first
     assert pd.isna(mcs.loc["LLMoE[oracle]", "in_mcs"])  # the oracle never competes in the confidence set
     diagnostics = defs.load_asset_value("router_diagnostics", partition_key="AAPL", instance=instance)
     auc = diagnostics[(diagnostics["metric"] == "auc") & (diagnostics["split"] == "test")].set_index("variant")
-    assert auc.loc["oracle", "value"] == 1.0 and set(auc.index) == {"llm", "momentum", "random", "oracle"}
+    assert auc.loc["oracle", "value"] == 1.0
+    assert set(auc.index) == {"llm", "momentum", "random", "oracle", "llm_probe", "features_probe"}
     # What the tests could have seen, and the selection the reported LLMoE went through: every grid configuration
     # of the variants that do not use the future, counted from their searches.
     assert {"mde", "power_at_gap", "ruled_out_above", "power_curve"} <= set(pairs.columns)
     (selection,) = value["test"]["selection"]
     searched = {
         name: defs.load_asset_value(["llmoe_search", v], partition_key="AAPL", instance=instance)
-        for name, v in (("LLMoE", "llm"), ("LLMoE[momentum]", "momentum"), ("LLMoE[random]", "random"))
+        for name, v in (
+            ("LLMoE", "llm"),
+            ("LLMoE[momentum]", "momentum"),
+            ("LLMoE[random]", "random"),
+            ("LLMoE[llm_probe]", "llm_probe"),
+            ("LLMoE[features_probe]", "features_probe"),
+        )
     }
     counts = {name: s.configurations.shape[1] - 1 for name, s in searched.items()}
     assert selection["configurations_per_variant"] == counts

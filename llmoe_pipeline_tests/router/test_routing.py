@@ -49,6 +49,8 @@ def test_oracle_reads_the_target_and_is_marked(aapl_features):
         "LLMoE[random]",
         "LLMoE[single]",
         "LLMoE[oracle]",
+        "LLMoE[llm_probe]",
+        "LLMoE[features_probe]",
     ]
 
 
@@ -79,7 +81,17 @@ def test_variant_settings_are_checked():
         PipelineConfig.model_validate({"router": {"variants": ["momentum"]}})
     with pytest.raises(ValueError, match="unknown router variants"):
         PipelineConfig.model_validate({"router": {"variants": ["llm", "astrology"]}})
-    assert set(VARIANT_NAMES) == {"llm", "momentum", "random", "single", "oracle", "llm_prices_only", "llm_news_only"}
+    assert set(VARIANT_NAMES) == {
+        "llm",
+        "momentum",
+        "random",
+        "single",
+        "oracle",
+        "llm_prices_only",
+        "llm_news_only",
+        "llm_probe",
+        "features_probe",
+    }
     assert isinstance(ConfigError("x"), ValueError)
 
 
@@ -95,7 +107,9 @@ def test_the_oracle_beats_every_model_on_the_real_test_split(ticker, aapl_msft_p
         "random": random_scores(windows),
         "oracle": oracle_scores(windows),
     }
-    variants = [variant(n) for n in DEFAULT_VARIANTS]
+    # Every default variant but llm_probe (its hidden states need the language model); features_probe is refitted
+    # on the fold's training windows.
+    variants = [variant(n) for n in DEFAULT_VARIANTS if n != "llm_probe"]
     routed, plain = fold_models(features, routing, variants, cfg, lambda fp, kind, train: (train(), False), ticker)
     metrics, _ = evaluate(predict_all(features, routed, plain), [0.0])
     sharpe = metrics[metrics["split"] == "test"].groupby("model")["sharpe_ratio"].mean()
