@@ -128,7 +128,8 @@ def test_predictions_and_results_cover_every_model_and_seed(graph, first_refresh
     results = defs.load_asset_value("backtest_results", partition_key="AAPL", instance=instance)
     seeds = results.groupby("model")["seed"].nunique().to_dict()
     variants = ["LLMoE", "LLMoE[momentum]", "LLMoE[random]", "LLMoE[single]", "LLMoE[oracle]"]
-    assert seeds == {**dict.fromkeys(variants, 2), "MoE": 2, "LSTM": 2, "MLP": 2, "LightGBM": 2, "Buy&Hold": 1}
+    baselines = {"MoE": 2, "LSTM": 2, "MLP": 2, "LightGBM": 2, "Buy&Hold": 1}
+    assert seeds == {**dict.fromkeys(variants, 2), "LLMoE-soft": 2, **baselines}
     urls = defs.load_asset_value("mlflow_runs", partition_key="AAPL", instance=instance)
     assert set(urls) == set(seeds) and all(u.startswith("http://127.0.0.1:5000/#/experiments/") for u in urls.values())
     preds = defs.load_asset_value("predictions", partition_key="AAPL", instance=instance)
@@ -224,7 +225,7 @@ def test_adding_a_baseline_is_one_registry_entry_and_its_fit_function(tmp_path, 
     assert done["baseline_models/logreg"]["seeds"] == 2
     results = load_asset_value(settings.home / "assets", ["backtest_results"], "AAPL")
     order = summarize(results).query("split == 'test' and cost_bps == 0")["model"].tolist()
-    assert order == ["LLMoE", "MoE", "LSTM", "MLP", "LightGBM", "LogReg", "Buy&Hold"]
+    assert order == ["LLMoE", "LLMoE-soft", "MoE", "LSTM", "MLP", "LightGBM", "LogReg", "Buy&Hold"]
     urls = load_asset_value(settings.home / "assets", ["mlflow_runs"], "AAPL")
     assert "LogReg" in urls
 
