@@ -117,6 +117,11 @@ def uses_future(display_name: str) -> bool:
     return any(v.uses_future and v.display_name == display_name for v in VARIANTS)
 
 
+# (router, reference): the test AUC the first adds over the second, on the same days (`router_diagnostics`). The
+# probe on the language model's hidden states against the same regression on the prices alone: what the text adds.
+AUC_GAINS = (("llm_probe", "features_probe"),)
+
+
 def is_llmoe(model: str) -> bool:
     """An LLMoE model (the paper's router, one of its variants, or their soft routing), by display name."""
     return str(model).startswith(LLMOE)

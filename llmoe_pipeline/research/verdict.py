@@ -70,23 +70,39 @@ def ranking(evidence: TickerEvidence, split: str = "test") -> pd.DataFrame:
     return order.drop(columns=["_f", "_s", "_r"]).reset_index(drop=True)
 
 
+def _interval_meaning(low: float, high: float, null: float = 0.5) -> str:
+    if low <= null <= high:
+        return "no better than chance"
+    return "informative" if low > null else "worse than chance (inverted)"
+
+
 def _auc_line(diagnostics: pd.DataFrame | None) -> str:
+    """The LLM router's test AUC; the most any router here extracts; what the text adds to the prices (when the
+    probes ran)."""
     if diagnostics is None or diagnostics.empty:
         return "Router: no diagnostics."
-    auc = diagnostics[
-        (diagnostics["variant"] == "llm") & (diagnostics["split"] == "test") & (diagnostics["metric"] == "auc")
-    ]
-    if auc.empty:
+    future = diagnostics["uses_future"].astype(bool) if "uses_future" in diagnostics else False
+    test = diagnostics[(diagnostics["split"] == "test") & ~future]
+    auc = test[test["metric"] == "auc"]
+    llm = auc[auc["variant"] == "llm"]
+    if llm.empty:
         return "Router: no test AUC."
-    value, low, high = (float(auc.iloc[0][c]) for c in ("value", "ci_low", "ci_high"))
-    meaning = (
-        "no better than chance"
-        if low <= 0.5 <= high
-        else "informative"
-        if low > 0.5
-        else "worse than chance (inverted)"
-    )
-    return f"Router (llm) test AUC {value:.3f} [95 % CI {low:.3f}, {high:.3f}]: {meaning}."
+    value, low, high = (float(llm.iloc[0][c]) for c in ("value", "ci_low", "ci_high"))
+    words = [f"Router (llm) test AUC {value:.3f} [95 % CI {low:.3f}, {high:.3f}]: {_interval_meaning(low, high)}."]
+    if len(auc) > 1:
+        best = auc.loc[auc["value"].idxmax()]
+        words.append(
+            f"The most any router here extracts: {best['variant']} test AUC {best['value']:.3f} "
+            f"[{best['ci_low']:.3f}, {best['ci_high']:.3f}] ({_interval_meaning(best['ci_low'], best['ci_high'])})."
+        )
+    for r in test[test["metric"].str.startswith("auc_gain:")].itertuples():
+        reference = str(r.metric).split(":", 1)[1]
+        seen = "not detectable" if r.ci_low <= 0 <= r.ci_high else "detectable"
+        words.append(
+            f"The text adds {r.value:+.3f} AUC over the prices alone ({r.variant} vs {reference}) "
+            f"[{r.ci_low:+.3f}, {r.ci_high:+.3f}]: {seen}."
+        )
+    return " ".join(words)
 
 
 def _fmt_p(p) -> str:

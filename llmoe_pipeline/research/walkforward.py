@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.catalog import TRADING_DAYS_PER_YEAR, RouterVariant
+from llmoe_pipeline.catalog import TRADING_DAYS_PER_YEAR, RouterVariant, soft_name
 from llmoe_pipeline.config.protocol import PipelineConfig, SplitConfig
 from llmoe_pipeline.core.parallel import one_fit_at_a_time
 from llmoe_pipeline.features.windows import LIVE, assign_split
@@ -30,7 +30,7 @@ from llmoe_pipeline.models.store import training_fingerprint
 from llmoe_pipeline.reporting.tables import summarize
 from llmoe_pipeline.router.probe import feature_inputs, fit_probe, hidden_inputs
 from llmoe_pipeline.router.regimes import REGIMES, apply_threshold
-from llmoe_pipeline.trading.evaluation import RoutedExperts, evaluate, predict_all
+from llmoe_pipeline.trading.evaluation import RoutedExperts, evaluate, predict_all, soft_routed
 from llmoe_pipeline.trading.metrics import compute_metrics, sharpe_ratio
 
 # (fingerprint, kind, train) -> (value, reused): the model store, or a plain call in tests.
@@ -120,6 +120,8 @@ def fold_models(
         quantiles = [searches["llm"].threshold_quantile] if v.threshold == "llm_share" else None
         table = fold_probe_scores(v, features, routing, cfg) if v.probe else with_split(routing[v.name], features)
         searches[v.name], routed[v.display_name] = _llmoe_fold(v, features, table, cfg, cached, quantiles)
+        if v.name in cfg.router.soft_routing:
+            routed[soft_name(v.display_name)] = soft_routed(routed[v.display_name], searches[v.name].threshold_quantile)
     for spec in registry.BASELINES:
         plain[spec.display_name] = cached(
             spec.name,

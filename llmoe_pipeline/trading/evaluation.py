@@ -15,6 +15,7 @@ from llmoe_pipeline.catalog import BUY_AND_HOLD, TRADING_DAYS_PER_YEAR
 from llmoe_pipeline.models import FittedModel, input_columns, llmoe_predict, router_labels_for
 from llmoe_pipeline.models.experts import llmoe_soft_predict
 from llmoe_pipeline.models.registry import BUY_AND_HOLD_SEED
+from llmoe_pipeline.router.regimes import soft_weights
 from llmoe_pipeline.trading.backtest import backtest, buy_and_hold
 from llmoe_pipeline.trading.metrics import compute_metrics
 
@@ -36,6 +37,12 @@ class RoutedExperts:
         keys = pd.MultiIndex.from_frame(rows[["ticker", "date"]])
         weights = self.labels.assign(date=pd.to_datetime(self.labels["date"])).set_index(["ticker", "date"])["weight"]
         return llmoe_soft_predict(experts, rows, weights.reindex(keys).to_numpy())
+
+
+def soft_routed(routed: RoutedExperts, quantile: float) -> RoutedExperts:
+    """The same experts with soft routing: each day weighted by the rank of its routing score among the training
+    windows' (`regimes.soft_weights`; `quantile` is the top-1 threshold's, which weighs one half)."""
+    return RoutedExperts(routed.experts, routed.labels.assign(weight=soft_weights(routed.labels, quantile)), soft=True)
 
 
 def predict_all(

@@ -225,7 +225,7 @@ def test_adding_a_baseline_is_one_registry_entry_and_its_fit_function(tmp_path, 
     assert done["baseline_models/logreg"]["seeds"] == 2
     results = load_asset_value(settings.home / "assets", ["backtest_results"], "AAPL")
     order = summarize(results).query("split == 'test' and cost_bps == 0")["model"].tolist()
-    assert order == ["LLMoE", "MoE", "LSTM", "MLP", "LightGBM", "LogReg", "Buy&Hold"]
+    assert order == ["LLMoE", "LLMoE-soft", "MoE", "LSTM", "MLP", "LightGBM", "LogReg", "Buy&Hold"]
     urls = load_asset_value(settings.home / "assets", ["mlflow_runs"], "AAPL")
     assert "LogReg" in urls
 

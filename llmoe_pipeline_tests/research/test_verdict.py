@@ -83,6 +83,22 @@ def test_verdict_text_has_the_table_the_router_line_and_the_sentence():
     assert "In plain words: No Sharpe difference" in text
 
 
+def test_router_line_names_the_most_informative_router_and_what_the_text_adds():
+    rows = [
+        ("llm", "auc", 0.49, 0.44, 0.54, False),
+        ("momentum", "auc", 0.53, 0.48, 0.58, False),
+        ("oracle", "auc", 1.0, 1.0, 1.0, True),  # reads the future: never the most informative
+        ("llm_probe", "auc", 0.52, 0.50, 0.57, False),
+        ("features_probe", "auc", 0.51, 0.46, 0.56, False),
+        ("llm_probe", "auc_gain:features_probe", 0.01, -0.04, 0.06, False),
+    ]
+    columns = ["variant", "metric", "value", "ci_low", "ci_high", "uses_future"]
+    diagnostics = pd.DataFrame(rows, columns=columns).assign(split="test")
+    text = verdict_text(_evidence([("LSTM", -0.4, 0.30)], diagnostics))
+    assert "The most any router here extracts: momentum test AUC 0.530 [0.480, 0.580] (no better than chance)." in text
+    assert "The text adds +0.010 AUC over the prices alone (llm_probe vs features_probe) [-0.040, +0.060]: not" in text
+
+
 def _with_power(e: TickerEvidence) -> TickerEvidence:
     power = {"Buy&Hold": (1.31, 1.25, 0.21, 1.62), "LSTM": (0.9, 0.85, 0.5, 1.1), "LLMoE[oracle]": (2.0, 2.0, 0.1, 9.0)}
     for r in e.significance["test"]["pairs"]:

@@ -3,11 +3,12 @@ later, out-of-sample days joined into one series, and the model store reusing wh
 
 import datetime as dt
 
+import numpy as np
 import pandas as pd
 import pytest
 
 from llmoe_pipeline import build_features
-from llmoe_pipeline.catalog import variant
+from llmoe_pipeline.catalog import DEFAULT_VARIANTS, variant
 from llmoe_pipeline.config.protocol import PipelineConfig
 from llmoe_pipeline.models import ModelSet
 from llmoe_pipeline.models.store import ModelStore
@@ -19,6 +20,7 @@ from llmoe_pipeline.research.walkforward import (
     walk_forward,
     yearly_sharpe,
 )
+from llmoe_pipeline.router.hidden import encode_hidden
 from llmoe_pipeline.router.variants import momentum_scores, oracle_scores, random_scores
 from llmoe_pipeline_tests.model_fixtures import ALL_MODELS, small_training
 
@@ -33,7 +35,7 @@ TINY = PipelineConfig.model_validate(
         **small_training([8, 8, 4], epochs=4, patience=2, thresholds=[0.5]),
     }
 )
-VARIANTS = [variant(n) for n in ("llm", "momentum", "random", "single", "oracle")]
+VARIANTS = [variant(n) for n in DEFAULT_VARIANTS]  # the probes refitted in every fold
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,8 @@ def features(aapl_prices):
 def routing(features):
     windows = features[features["split"] != "none"]
     llm = momentum_scores(windows).assign(p_optimistic=lambda d: 0.5 - d["p_optimistic"])  # a stand-in LLM score
+    states = np.random.default_rng(0).normal(size=(len(llm), 8))  # stand-in hidden states, for llm_probe
+    llm["hidden"] = [encode_hidden(s) for s in states]
     return {
         "llm": llm,
         "momentum": momentum_scores(windows),
@@ -73,8 +77,9 @@ def test_no_model_of_year_y_sees_a_row_dated_in_y_or_later(features):
             feats, routing(features), VARIANTS, TINY, lambda fp, kind, train: (train(), False), f"t/{fold.year}"
         )
         models = [m for by_seed in plain.values() for m in by_seed.values()]
-        models += [m for r in routed.values() for by_seed in r.experts.values() for m in by_seed.values()]
-        assert len(models) == 2 * (4 + 1 + 4 * 2)  # seeds × (baselines + single + 4 variants × 2 experts)
+        experts = [r for r in routed.values() if not r.soft]  # soft routing shares its top-1 experts
+        models += [m for r in experts for by_seed in r.experts.values() for m in by_seed.values()]
+        assert len(models) == 2 * (4 + 1 + 6 * 2)  # seeds × (baselines + single + 6 variants × 2 experts)
         for model in models:
             seen = feats.loc[[*model.train_rows, *model.validation_rows], "date"]
             assert seen.max() < pd.Timestamp(f"{fold.year}-01-01"), (fold.year, model.name)

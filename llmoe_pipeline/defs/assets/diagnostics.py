@@ -15,7 +15,7 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from llmoe_pipeline.catalog import RouterVariant
+from llmoe_pipeline.catalog import AUC_GAINS, RouterVariant
 from llmoe_pipeline.defs.checks import OWNERS
 from llmoe_pipeline.defs.partitions import Partitions
 from llmoe_pipeline.defs.progress import progress_log
@@ -97,7 +97,7 @@ def build_diagnostics_assets(partitions: Partitions, variants: list[RouterVarian
             )
             for v in scored
         ]
-        diag = router_diagnostics(feature_windows, routings, reps=DEFAULT_REPS, seed=BOOTSTRAP_SEED)
+        diag = router_diagnostics(feature_windows, routings, reps=DEFAULT_REPS, seed=BOOTSTRAP_SEED, gains=AUC_GAINS)
         plot = plot_optimistic_share(
             diag.monthly_share,
             model_store.artifacts_dir(ticker) / "plots" / PLOT_FILE,

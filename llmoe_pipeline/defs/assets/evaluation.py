@@ -17,8 +17,8 @@ from llmoe_pipeline.models import LLMoESearch, ModelSet, registry
 from llmoe_pipeline.models.training import SINGLE_EXPERT
 from llmoe_pipeline.reporting.plots import plot_drawdown, plot_equity, plot_regimes
 from llmoe_pipeline.reporting.tables import summarize, to_markdown
-from llmoe_pipeline.router.regimes import apply_threshold, soft_weights
-from llmoe_pipeline.trading.evaluation import RoutedExperts, equity_curves, evaluate, predict_all
+from llmoe_pipeline.router.regimes import apply_threshold
+from llmoe_pipeline.trading.evaluation import RoutedExperts, equity_curves, evaluate, predict_all, soft_routed
 
 
 def model_inputs(variants: list[RouterVariant]) -> dict[str, dg.AssetIn]:
@@ -49,11 +49,11 @@ def routed_experts(values: dict, variants: list[RouterVariant], soft: Collection
         if v.experts:
             experts = values[f"experts__{v.name}"].items()
             by_regime = {split_expert_partition_key(pk)[1]: ms.models for pk, ms in experts}
-            labels = routed_labels(values, v)
-            out[v.display_name] = RoutedExperts(by_regime, labels)
+            out[v.display_name] = RoutedExperts(by_regime, routed_labels(values, v))
             if v.name in soft:
-                weights = soft_weights(labels, values[f"search__{v.name}"].threshold_quantile)
-                out[soft_name(v.display_name)] = RoutedExperts(by_regime, labels.assign(weight=weights), soft=True)
+                out[soft_name(v.display_name)] = soft_routed(
+                    out[v.display_name], values[f"search__{v.name}"].threshold_quantile
+                )
     return out
 
 

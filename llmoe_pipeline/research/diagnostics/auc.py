@@ -100,6 +100,26 @@ def _interval(stats: np.ndarray, confidence: float) -> tuple[float, float]:
     return float(low), float(high)
 
 
+def auc_difference(
+    score_a,
+    score_b,
+    target,
+    block_length: int | None = None,
+    reps: int = DEFAULT_REPS,
+    seed: int | np.random.Generator = 0,
+    confidence: float = CONFIDENCE,
+) -> Estimate:
+    """AUC(score_a) - AUC(score_b) on the same days, with a percentile interval from block-bootstrap resamples
+    shared by both scores (paired: the days' common noise cancels). The days must be in time order."""
+    a, b = np.asarray(score_a, dtype=float), np.asarray(score_b, dtype=float)
+    if a.shape != b.shape:
+        raise ValueError(f"the two scores cover {len(a)} and {len(b)} days: compare them on the same days")
+    block = block_length if block_length is not None else max(block_length_for(a), block_length_for(b))
+    counts = block_bootstrap_counts(len(a), block, reps, seed)
+    boot = weighted_auc(a, target, counts) - weighted_auc(b, target, counts)
+    return Estimate(auc_score(a, target) - auc_score(b, target), *_interval(boot, confidence), len(a), block, reps)
+
+
 def auc_and_hit_rate(
     score,
     target,

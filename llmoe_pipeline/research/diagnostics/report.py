@@ -4,7 +4,8 @@
 value, ci_low, ci_high (bootstrap intervals, where there is one), n (windows), detail (words: the input a score
 tracks most, the threshold, the counts behind a share) and uses_future (the oracle reads the next day: an upper
 bound and a sanity check, never a result). Metrics: `auc`, `hit_rate`, `optimistic_share`, `spearman:<input>`,
-`top_input`, `agreement:<other variant>` and, for LLM variants with explanations, `contradiction_share`.
+`top_input`, `agreement:<other variant>`, for LLM variants with explanations, `contradiction_share`, and for each
+pair in `gains` (a, b), `auc_gain:<b>` on a's rows: AUC(a) - AUC(b) on the days both score, paired bootstrap.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from llmoe_pipeline.research.diagnostics.auc import DEFAULT_REPS, auc_and_hit_rate
+from llmoe_pipeline.research.diagnostics.auc import DEFAULT_REPS, auc_and_hit_rate, auc_difference
 from llmoe_pipeline.research.diagnostics.explanations import contradiction_table
 from llmoe_pipeline.research.diagnostics.tables import (
     SPLITS,
@@ -92,12 +93,29 @@ def _variant_rows(
     return out
 
 
+def _gain_rows(a: VariantRouting, b: VariantRouting, rows: dict, reps: int, seed: int, block: int | None) -> list:
+    both = rows[a.name].merge(
+        rows[b.name][["ticker", "date", "p_optimistic"]], on=["ticker", "date"], suffixes=("", "_b")
+    )
+    out = []
+    for split in SPLITS:
+        g = both[both["split"] == split]
+        if not g.empty:
+            gain = auc_difference(
+                g["p_optimistic"], g["p_optimistic_b"], g["up"], block, reps, _rng(seed, a.name, b.name)
+            )
+            detail = f"AUC of {a.name} minus {b.name}; {gain.reps} paired block resamples of {gain.block_length} days"
+            out.append(_row(a, split, f"auc_gain:{b.name}", gain.value, gain.n, detail, (gain.ci_low, gain.ci_high)))
+    return out
+
+
 def router_diagnostics(
     features: pd.DataFrame,
     variants: Sequence[VariantRouting],
     reps: int = DEFAULT_REPS,
     seed: int = 0,
     block_length: int | None = None,
+    gains: Sequence[tuple[str, str]] = (),
 ) -> RouterDiagnostics:
     """Every diagnostic of every variant with a score on `features` (the feature_windows frame: target and the
     inputs of day t). block_length None: per variant and split, at least 20 days (see `auc.block_length_for`)."""
@@ -125,6 +143,9 @@ def router_diagnostics(
                 )
                 for r in table.itertuples()
             ]
+    for a, b in gains:
+        if a in by_name and b in by_name:
+            summary += _gain_rows(by_name[a], by_name[b], rows, reps, seed, block_length)
     agreement = label_agreement(rows)
     for r in agreement.itertuples():
         for a, b in ((r.variant_a, r.variant_b), (r.variant_b, r.variant_a)):

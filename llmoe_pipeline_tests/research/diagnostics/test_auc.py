@@ -8,6 +8,7 @@ import pytest
 from llmoe_pipeline.research.diagnostics.auc import (
     MIN_BLOCK,
     auc_and_hit_rate,
+    auc_difference,
     auc_score,
     block_bootstrap_counts,
     block_length_for,
@@ -89,3 +90,19 @@ def test_block_length_floor_cap_and_persistent_scores():
     assert block_length_for(np.cumsum(rng.normal(size=2000))) > MIN_BLOCK  # a random walk persists for long
     assert block_length_for(rng.normal(size=30)) == 10  # at most a third of the sample
     assert block_length_for(np.ones(100)) == MIN_BLOCK
+
+
+def test_auc_difference_is_calibrated_on_two_noise_scores_and_finds_a_planted_gain():
+    rng = np.random.default_rng(3)
+    covered = []
+    for _ in range(100):
+        up = rng.integers(0, 2, 400)
+        gain = auc_difference(rng.normal(size=400), rng.normal(size=400), up, block_length=20, reps=200, seed=rng)
+        covered.append(gain.ci_low <= 0 <= gain.ci_high)
+    assert 0.88 <= np.mean(covered) <= 1.0  # a 95 % interval
+    up = rng.integers(0, 2, 400)
+    informed = up + rng.normal(scale=1.5, size=400)  # AUC ≈ 0.68
+    gain = auc_difference(informed, rng.normal(size=400), up, block_length=20, reps=200, seed=1)
+    assert gain.ci_low > 0 and 0.1 < gain.value < 0.3
+    with pytest.raises(ValueError, match="same days"):
+        auc_difference(informed, informed[:-1], up)

@@ -20,7 +20,8 @@ def summary(request, aapl_msft_prices) -> pd.DataFrame:
         table = RULE_SCORES[name](windows)
         threshold = 0.5 if name == "oracle" else fit_threshold(table, 0.5)
         variants.append(VariantRouting(name, table, threshold, uses_future=name == "oracle"))
-    return router_diagnostics(features, variants).summary.set_index(["variant", "split", "metric"])
+    gains = [("oracle", "random"), ("momentum", "random")]
+    return router_diagnostics(features, variants, gains=gains).summary.set_index(["variant", "split", "metric"])
 
 
 def test_random_router_test_auc_interval_contains_one_half(summary):
@@ -42,3 +43,13 @@ def test_oracle_is_perfect_and_flagged(summary):
         assert (row["value"], row["ci_low"], row["ci_high"]) == (1.0, 1.0, 1.0)
         assert row["uses_future"]
     assert not summary.loc[("random", "test", "auc"), "uses_future"]
+
+
+def test_auc_gain_is_the_paired_difference_of_the_two_aucs(summary):
+    for router in ("oracle", "momentum"):
+        gain = summary.loc[(router, "test", "auc_gain:random")]
+        aucs = summary.loc[(router, "test", "auc"), "value"] - summary.loc[("random", "test", "auc"), "value"]
+        assert gain["value"] == pytest.approx(aucs) and gain["n"] == 502
+    assert summary.loc[("oracle", "test", "auc_gain:random"), "ci_low"] > 0.3  # a perfect router gains, surely
+    momentum = summary.loc[("momentum", "test", "auc_gain:random")]
+    assert momentum["ci_low"] < 0 < momentum["ci_high"]  # two uninformative routers: no detectable gain
