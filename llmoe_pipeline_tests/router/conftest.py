@@ -1,4 +1,4 @@
-"""Fixtures of the router tests: a throw-away PostgreSQL server for the label cache tests."""
+"""Fixtures of the router tests: a throw-away PostgreSQL server, and an empty label cache in SQLite and in it."""
 
 from __future__ import annotations
 
@@ -11,6 +11,8 @@ import tempfile
 from pathlib import Path
 
 import pytest
+
+from llmoe_pipeline.router.cache import LabelCache
 
 
 def _free_port() -> int:
@@ -42,3 +44,20 @@ def postgres_url():
     finally:
         run("pg_ctl", "-D", str(data), "-m", "immediate", "stop")
         shutil.rmtree(data.parent, ignore_errors=True)
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def cache(request, tmp_path):
+    if request.param == "sqlite":
+        with LabelCache(tmp_path / "cache.sqlite") as c:
+            yield c
+        return
+    from llmoe_pipeline.router.cache.postgres import PostgresLabelCache
+
+    with PostgresLabelCache(request.getfixturevalue("postgres_url")) as c:
+        yield c
+        with c._transaction() as cur:  # the server lives for the module: each test starts from an empty cache
+            cur.execute("DROP TABLE router_labels")
+
+
+# ---------------------------------------------------------------------------------------------- the tests

@@ -13,7 +13,6 @@ from llmoe_pipeline.router.backends import RouterBackend
 from llmoe_pipeline.router.cache import CacheEntry, cache_key
 from llmoe_pipeline.router.labels import explain_windows, label_windows
 from llmoe_pipeline.router.prompt import PROMPT_VERSION, sha256_text
-from llmoe_pipeline_tests.router.test_kernel_families import cache, postgres_url  # noqa: F401 - the two caches
 
 MODEL_ID = "explainer@1"
 

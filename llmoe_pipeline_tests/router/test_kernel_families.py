@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-import pytest
 
 from llmoe_pipeline.router.backends import RouterBackend
-from llmoe_pipeline.router.cache import LabelCache
 from llmoe_pipeline.router.families import UNRECORDED_FAMILY, kernel_family_warning, other_kernel_families
 from llmoe_pipeline.router.labels import label_windows
 from llmoe_pipeline.router.model import scoring_model_id
@@ -52,21 +50,6 @@ def prompts(n: int) -> pd.DataFrame:
     )
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
-def cache(request, tmp_path):
-    if request.param == "sqlite":
-        with LabelCache(tmp_path / "cache.sqlite") as c:
-            yield c
-        return
-    from llmoe_pipeline.router.cache.postgres import PostgresLabelCache
-
-    with PostgresLabelCache(request.getfixturevalue("postgres_url")) as c:
-        yield c
-        with c._transaction() as cur:  # the server lives for the module: each test starts from an empty cache
-            cur.execute("DROP TABLE router_labels")
-
-
-# ---------------------------------------------------------------------------------------------- the tests
 def test_another_family_relabels_and_is_named_never_mixed(cache):
     windows = prompts(6)
     intel, amd = FamilyBackend(AMX_ID, 0.0), FamilyBackend(ZEN_ID, 0.03)
