@@ -14,23 +14,14 @@ from dagster import DagsterRunStatus
 from dagster_graphql import DagsterGraphQLClient
 
 from llmoe_pipeline_tests.e2e.support import mlflow_runs
+from llmoe_pipeline_tests.model_fixtures import ALL_MODELS
 
 TICKER = "AAPL"
 RUN_TIMEOUT_S = 780  # labelling ~330 windows takes 1-2 min idle, several on a shared 2-core CPU; pytest stops at 900 s
 CHAIN_JOBS = ["llmoe_job", "experts_job", "experts_job", "evaluation_job", "explanations_job"]
 FINISHED = {DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus.CANCELED}
 # One child run per seed; Buy&Hold has one run. The free router ablations are LLMoE models of their own.
-SEEDED_MODELS = {
-    "LLMoE",
-    "LLMoE[momentum]",
-    "LLMoE[random]",
-    "LLMoE[single]",
-    "LLMoE[oracle]",
-    "LightGBM",
-    "MLP",
-    "LSTM",
-    "MoE",
-}
+SEEDED_MODELS = ALL_MODELS - {"Buy&Hold"}
 
 STEP_FAILURES_QUERY = """
 query ($runId: ID!) { runOrError(runId: $runId) { ... on Run { eventConnection { events {
