@@ -112,8 +112,8 @@ def test_lineage_graph_shows_every_asset_node(dagster_dev, browser_profile):
     expanded = ",".join(f"global@global:{g}" for g in GROUPS)  # every group opened, as "Expand all groups"
     url = f"{dagster_dev.url}/asset-groups?{urllib.parse.urlencode({'expanded': expanded})}"
     screenshot = ARTIFACTS_DIR / "dagster_asset_lineage.png"
-    # The graph only draws the nodes inside the viewport: a window tall enough for every group.
-    texts = render_until(url, GRAPH_NODES + GROUPS, screenshot, browser_profile, window="2400,5000")
+    # The graph only draws the nodes inside the viewport: a window large enough for every group (9 variants).
+    texts = render_until(url, GRAPH_NODES + GROUPS, screenshot, browser_profile, window="3600,12000")
     assert "Global asset lineage" in texts
     assert not set(GRAPH_NODES + GROUPS) - texts, f"missing from the graph: {set(GRAPH_NODES + GROUPS) - texts}"
     assert screenshot.stat().st_size > 20_000  # a rendered page, not a blank one
@@ -121,7 +121,8 @@ def test_lineage_graph_shows_every_asset_node(dagster_dev, browser_profile):
 
 def test_catalog_lists_every_asset_key(dagster_dev, browser_profile):
     screenshot = ARTIFACTS_DIR / "dagster_asset_catalog.png"
-    texts = render_until(f"{dagster_dev.url}/assets", CATALOG_KEYS, screenshot, browser_profile)
+    # The catalog is a virtual list: it renders the rows inside the viewport, so a window tall enough for all.
+    texts = render_until(f"{dagster_dev.url}/assets", CATALOG_KEYS, screenshot, browser_profile, window="1600,5000")
     assert not set(CATALOG_KEYS) - texts, f"missing from the catalog: {set(CATALOG_KEYS) - texts}"
     assert screenshot.stat().st_size > 20_000
 
