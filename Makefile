@@ -28,15 +28,11 @@ $(STAMP): setup.py
 run: install
 	$(VENV)/bin/llmoe run
 
-# Two workers (pytest-xdist): the tests that start services (dagster dev, the cluster) share one, in order; the
-# rest spread over both. Each worker has its own LLMOE_HOME. A single file: `.venv/bin/pytest FILE` (one process).
-TEST_WORKERS := -n 2 --dist loadgroup
-
 test: install
-	$(VENV)/bin/pytest $(TEST_WORKERS)
+	$(VENV)/bin/pytest
 
 test-fast: install  # everything but the end-to-end tests (dagster dev, Chromium, nightly refresh)
-	$(VENV)/bin/pytest $(TEST_WORKERS) -m "not e2e"
+	$(VENV)/bin/pytest -m "not e2e"
 
 lint: install docs  # ruff (lint + format check, one line length), mypy, the docs; `pre-commit install`: on commit
 	$(VENV)/bin/ruff check llmoe_pipeline llmoe_pipeline_tests

@@ -68,7 +68,6 @@ setup(
         "dev": [
             "pytest>=8",
             "pytest-timeout>=2.3",
-            "pytest-xdist>=3.5",  # `make test`: two workers, the service-starting tests on one of them
             "hypothesis>=6.100",
             "psutil>=5.9",
             "ruff==0.17.6",

@@ -52,14 +52,6 @@ def aapl_msft_prices(data_dir):
     return load_prices(data_dir / "prices.csv", tickers=["AAPL", "MSFT"])
 
 
-def pytest_collection_modifyitems(config, items):
-    # Under `make test` (pytest-xdist, --dist loadgroup) the tests that start services run on one worker, in order:
-    # two `dagster dev` or two clusters at once would only slow each other down on a 2-core machine.
-    for item in items:
-        if item.get_closest_marker("e2e") or item.get_closest_marker("cluster"):
-            item.add_marker(pytest.mark.xdist_group("services"))
-
-
 def pytest_sessionfinish(session, exitstatus):
     # Each session home holds a converted model (~540 MB): do not let test runs fill /tmp.
     shutil.rmtree(_SESSION_HOME, ignore_errors=True)
