@@ -192,13 +192,14 @@ def selection_words(evidence: TickerEvidence) -> str:
 
 
 def _table_lines(table: pd.DataFrame) -> list[str]:
-    lines = [f"  {'model':<18} {'Sharpe (seeds)':>15} {'avg-pos':>8} {'p vs LLMoE':>11} {'10% MCS':>8}"]
-    for _, r in table.iterrows():
-        name = r["model"] + (" *" if r["uses_future"] else "")
+    names = [r["model"] + (" *" if r["uses_future"] else "") for _, r in table.iterrows()]
+    width = max([18, *map(len, names)])
+    lines = [f"  {'model':<{width}} {'Sharpe (seeds)':>15} {'avg-pos':>8} {'p vs LLMoE':>11} {'10% MCS':>8}"]
+    for name, (_, r) in zip(names, table.iterrows()):
         mcs = "-" if r["in_mcs"] is None or pd.isna(r["in_mcs"]) else ("yes" if r["in_mcs"] else "no")
         spread = f"{r['sharpe']:.2f} ± {r['sharpe_std']:.2f}" if pd.notna(r["sharpe"]) else "n/a"
         avg = f"{r['sharpe_avg']:.2f}" if pd.notna(r["sharpe_avg"]) else "-"
-        lines.append(f"  {name:<18} {spread:>15} {avg:>8} {_fmt_p(r['p_vs_llmoe']):>11} {mcs:>8}")
+        lines.append(f"  {name:<{width}} {spread:>15} {avg:>8} {_fmt_p(r['p_vs_llmoe']):>11} {mcs:>8}")
     return lines
 
 
