@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from llmoe_pipeline.router.backends import RouterBackendConfig, make_backend
 from llmoe_pipeline.router.cache import LabelCache
 
 
@@ -61,3 +62,10 @@ def cache(request, tmp_path):
 
 
 # ---------------------------------------------------------------------------------------------- the tests
+
+
+@pytest.fixture(scope="module")
+def backend(router_model):
+    b = make_backend(RouterBackendConfig())  # the default: what `make run` labels with on this machine
+    yield b
+    b.close()

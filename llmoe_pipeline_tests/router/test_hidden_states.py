@@ -15,7 +15,7 @@ from sklearn.metrics import roc_auc_score
 from llmoe_pipeline import SplitConfig
 from llmoe_pipeline.data import daily_news
 from llmoe_pipeline.features.windows import build_features
-from llmoe_pipeline.router.backends import RouterBackend, RouterBackendConfig, make_backend
+from llmoe_pipeline.router.backends import RouterBackend
 from llmoe_pipeline.router.cache import CacheEntry, LabelCache, cache_key
 from llmoe_pipeline.router.hidden import HIDDEN_SPEC, encode_hidden
 from llmoe_pipeline.router.labels import label_windows
@@ -27,13 +27,6 @@ WIDTH = 576
 # The label cache's first schema, before hidden states (a database made by an older version).
 OLD_SCHEMA = """CREATE TABLE router_labels (key TEXT PRIMARY KEY, model_id TEXT NOT NULL, prompt_version TEXT NOT NULL,
     prompt_sha256 TEXT NOT NULL, p_optimistic {real} NOT NULL, explanation TEXT, created_at {time} NOT NULL {now})"""
-
-
-@pytest.fixture(scope="module")
-def backend(router_model):
-    b = make_backend(RouterBackendConfig())  # the default: what `make run` labels with on this machine
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="module")

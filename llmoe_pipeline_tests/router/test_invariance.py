@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from llmoe_pipeline.core.cpu import this_machine_kernel_family
-from llmoe_pipeline.router.backends import RECIPE, RouterBackendConfig, make_backend
+from llmoe_pipeline.router.backends import RECIPE
 from llmoe_pipeline.router.backends.config import cpu_has_native_bf16
 from llmoe_pipeline.router.cache import LabelCache
 from llmoe_pipeline.router.labels import label_windows
@@ -22,13 +22,6 @@ from llmoe_pipeline_tests.router_support import SHORT, Unclosed, mixed_prompts, 
 # 0.997 (p spans ~0.09 there; float32 paths agree to < 1e-5). Labels come from a threshold fitted on the same path's
 # own training windows, so a uniform shift would not matter; the README gives the label agreement on 5,024 windows.
 VS_FLOAT32_ATOL = 0.06
-
-
-@pytest.fixture(scope="module")
-def backend(router_model):
-    b = make_backend(RouterBackendConfig())  # the default: what `make run` labels with on this machine
-    yield b
-    b.close()
 
 
 @pytest.fixture(scope="module")
