@@ -30,13 +30,17 @@ class RoutedExperts:
     labels: pd.DataFrame  # ticker, date, label (one of the experts' regimes) [, weight] for every day
     soft: bool = False  # both experts on every day, weighted by `labels.weight` (the Optimistic expert's share)
 
-    def predict(self, rows: pd.DataFrame, seed: int) -> np.ndarray:
-        experts = {regime: by_seed[seed] for regime, by_seed in self.experts.items()}
-        if not self.soft:
-            return llmoe_predict(experts, rows, self.labels)
+    def soft_weights_of(self, rows: pd.DataFrame) -> np.ndarray:
+        """The Optimistic expert's weight on each row (soft routing), matched on (ticker, date)."""
         keys = pd.MultiIndex.from_frame(rows[["ticker", "date"]])
         weights = self.labels.assign(date=pd.to_datetime(self.labels["date"])).set_index(["ticker", "date"])["weight"]
-        return llmoe_soft_predict(experts, rows, weights.reindex(keys).to_numpy())
+        return weights.reindex(keys).to_numpy()
+
+    def predict(self, rows: pd.DataFrame, seed: int, routing: np.ndarray) -> np.ndarray:
+        """P(up) of the seed's experts on `rows`, routed by `routing`: each row's regime label (top-1) or its
+        Optimistic weight (soft), matched to the rows once for all seeds."""
+        experts = {regime: by_seed[seed] for regime, by_seed in self.experts.items()}
+        return llmoe_soft_predict(experts, rows, routing) if self.soft else llmoe_predict(experts, rows, routing)
 
 
 def soft_routed(routed: RoutedExperts, quantile: float) -> RoutedExperts:
@@ -65,8 +69,9 @@ def predict_all(
     for name, routed in llmoe.items():
         seeds = sorted(set.intersection(*(set(by_seed) for by_seed in routed.experts.values())))
         regime = router_labels_for(rows, routed.labels).to_numpy()
+        routing = routed.soft_weights_of(rows) if routed.soft else regime
         for seed in seeds:
-            add(name, seed, routed.predict(rows, seed), regime)
+            add(name, seed, routed.predict(rows, seed, routing), regime)
     for name, by_seed in baselines.items():
         for seed, model in sorted(by_seed.items()):
             add(name, seed, model.predict_proba(x))
